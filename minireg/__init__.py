@@ -1,0 +1,12 @@
+"""minireg: the techniques that make deep networks train well, as readable NumPy kernels.
+
+Every public name mirrors PyTorch's (``torch.`` becomes ``minireg.``); see ``API.md``.
+Importing minireg needs NumPy alone.
+"""
+
+from minireg import nn, optim
+from minireg.parameter import Parameter
+from minireg.random import default_generator, manual_seed
+
+__all__ = ["Parameter", "manual_seed", "default_generator", "nn", "optim"]
+__version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative
+from minireg.parameter import Parameter
+
+
+def sgd(
+    param: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> np.ndarray | None:
+    r"""One SGD step on ``param`` in place; returns the (new) momentum buffer.
+
+    .. math::
+        g_t &= \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        b_t &= \mu\,b_{t-1} + (1-\tau)\,g_t \qquad (b_1 = g_1) \\
+        g_t &\leftarrow g_t + \mu\,b_t \ \text{(Nesterov)} \quad\text{or}\quad g_t \leftarrow b_t \\
+        \theta_t &= \theta_{t-1} - \gamma\,g_t
+
+    with learning rate :math:`\gamma`, momentum :math:`\mu`, dampening :math:`\tau` and
+    weight decay :math:`\lambda`.  This is torch's form, ``v = mu*v + g; p -= lr*v``
+    (Sutskever et al., 2013, "On the importance of initialization and momentum in deep
+    learning", put the learning rate inside the buffer instead).  Nesterov: Nesterov (1983).
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    if momentum != 0:
+        if momentum_buffer is None:
+            momentum_buffer = np.array(g, copy=True)  # torch: the first buffer is g itself, undampened
+        else:
+            momentum_buffer *= momentum
+            momentum_buffer += (1 - dampening) * g
+        g = g + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * g
+    return momentum_buffer
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: bookkeeping around :func:`sgd`."""
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        check_nonnegative(lr, "Invalid learning rate: {}")
+        check_nonnegative(momentum, "Invalid momentum value: {}")
+        check_nonnegative(weight_decay, "Invalid weight_decay value: {}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        return {}  # torch creates momentum_buffer lazily, on the first step with momentum
+
+    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        assert param.grad is not None
+        buffer = sgd(
+            param.data,
+            param.grad,
+            state.get("momentum_buffer"),
+            lr=float(group["lr"]),
+            momentum=float(group["momentum"]),
+            dampening=float(group["dampening"]),
+            weight_decay=float(group["weight_decay"]),
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )
+        if buffer is not None:
+            state["momentum_buffer"] = buffer

@@ -1,0 +1,73 @@
+"""`Parameter`: an ndarray that an optimizer updates in place, and its gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Parameter:
+    """A trainable array, the NumPy counterpart of ``torch.nn.Parameter``.
+
+    ``data`` is an ``np.ndarray`` that optimizers and ``minireg.nn.init`` update **in place**
+    (so views of it, e.g. a model's weight held elsewhere, see every update).  ``grad`` is
+    ``None`` until something writes a gradient of the same shape and dtype into it.
+
+    Parameters hash and compare by identity, like tensors, so they can key optimizer state.
+    """
+
+    __slots__ = ("data", "grad", "__weakref__")
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        array = np.asarray(data)
+        if not np.issubdtype(array.dtype, np.floating):
+            # Integer data would make every in-place float update fail later; convert up front.
+            array = array.astype(np.float64)
+        self.data: np.ndarray = array
+        self.grad: np.ndarray | None = None
+
+    # Pass-through views of the data, so a Parameter reads like the array it holds.
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (not a copy), as ``tensor.numpy()`` returns shared storage."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if dtype is None:
+            return self.data if not copy else self.data.copy()
+        return self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"Parameter containing:\n{self.data!r}"
+
+
+def accumulate_grad(param: Parameter, grad: np.ndarray) -> None:
+    """Add ``grad`` into ``param.grad`` (creating it on first use), as torch's autograd does."""
+    grad = np.asarray(grad)
+    if grad.shape != param.shape:
+        raise RuntimeError(
+            f"gradient of shape {grad.shape} does not match parameter of shape {param.shape}"
+        )
+    if param.grad is None:
+        param.grad = grad.astype(param.dtype, copy=True)
+    else:
+        param.grad += grad
