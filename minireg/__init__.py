@@ -4,9 +4,9 @@ Every public name mirrors PyTorch's (``torch.`` becomes ``minireg.``); see ``API
 Importing minireg needs NumPy alone.
 """
 
-from minireg import nn, optim
+from minireg import nn, optim, regularization, training
 from minireg.parameter import Parameter
 from minireg.random import default_generator, manual_seed
 
-__all__ = ["Parameter", "manual_seed", "default_generator", "nn", "optim"]
+__all__ = ["Parameter", "manual_seed", "default_generator", "nn", "optim", "regularization", "training"]
 __version__ = "0.1.0"

@@ -49,6 +49,9 @@ def sgd(
     return momentum_buffer
 
 
+__all__ = ["SGD", "sgd"]
+
+
 class SGD(Optimizer):
     """``torch.optim.SGD``: bookkeeping around :func:`sgd`."""
 

@@ -1,0 +1,1 @@
+"""Kernels behind minireg.nn.functional, one file per family."""
