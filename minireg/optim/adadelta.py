@@ -1,3 +1,99 @@
-"""(in progress)"""
+"""Adadelta: step sizes from running averages of squared gradients and squared updates."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+__all__ = ["Adadelta", "adadelta"]
+
+from typing import Any
+
+import numpy as np
+
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.parameter import Parameter
+
+
+def adadelta(
+    param: np.ndarray,
+    grad: np.ndarray,
+    square_avg: np.ndarray,
+    acc_delta: np.ndarray,
+    *,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    r"""One Adadelta step on ``param``, ``square_avg`` and ``acc_delta``, all in place.
+
+    .. math::
+        g_t &= \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        v_t &= \rho\,v_{t-1} + (1-\rho)\,g_t^2 \\
+        \Delta_t &= \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t \\
+        u_t &= \rho\,u_{t-1} + (1-\rho)\,\Delta_t^2 \\
+        \theta_t &= \theta_{t-1} - \gamma\,\Delta_t
+
+    with decay :math:`\rho`, weight decay :math:`\lambda`, :math:`v_0 = u_0 = 0`.  The
+    update uses the *previous* accumulated update :math:`u_{t-1}`, and :math:`\epsilon`
+    sits inside both square roots.  Zeiler (2012), "ADADELTA: An Adaptive Learning Rate
+    Method", arXiv:1212.5701; the paper has no learning rate, torch's :math:`\gamma`
+    (default 1.0) is a plain multiplier on the update.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    square_avg *= rho
+    square_avg += (1 - rho) * g * g
+    std = np.sqrt(square_avg + eps)
+    delta = np.sqrt(acc_delta + eps) / std * g  # acc_delta is still u_{t-1} here
+    acc_delta *= rho
+    acc_delta += (1 - rho) * delta * delta
+    param -= lr * delta
+
+
+class Adadelta(Optimizer):
+    """``torch.optim.Adadelta``: bookkeeping around :func:`adadelta`."""
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        # torch writes these as `not 0.0 <= x`, so NaN is rejected too; rho = 1 is allowed.
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "step": new_step_counter(),
+            "square_avg": np.zeros_like(param.data),
+            "acc_delta": np.zeros_like(param.data),
+        }
+
+    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        assert param.grad is not None
+        increment(state["step"])  # counted as torch does; Adadelta's update does not use it
+        adadelta(
+            param.data,
+            param.grad,
+            state["square_avg"],
+            state["acc_delta"],
+            lr=float(group["lr"]),
+            rho=float(group["rho"]),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            maximize=group["maximize"],
+        )

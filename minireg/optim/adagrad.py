@@ -1,3 +1,113 @@
-"""(in progress)"""
+"""Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+__all__ = ["Adagrad", "adagrad"]
+
+from typing import Any
+
+import numpy as np
+
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.parameter import Parameter
+
+
+def adagrad(
+    param: np.ndarray,
+    grad: np.ndarray,
+    state_sum: np.ndarray,
+    *,
+    step: float,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
+    r"""One Adagrad step on ``param`` and ``state_sum``, both in place.
+
+    .. math::
+        g_t &= \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        \tilde\gamma_t &= \gamma / (1 + (t-1)\,\eta) \\
+        s_t &= s_{t-1} + g_t^2 \qquad (s_0 = \tau) \\
+        \theta_t &= \theta_{t-1} - \tilde\gamma_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+    with learning rate :math:`\gamma`, learning-rate decay :math:`\eta`, weight decay
+    :math:`\lambda`, initial accumulator value :math:`\tau` and ``step`` :math:`t`
+    (already counted, so the first step has :math:`t = 1`).  :math:`\epsilon` sits outside
+    the square root.  Duchi, Hazan & Singer (2011), "Adaptive Subgradient Methods for
+    Online Learning and Stochastic Optimization", JMLR 12.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    clr = lr / (1 + (step - 1) * lr_decay)  # Python float, rounded to the dtype where it meets g
+    state_sum += g * g
+    std = np.sqrt(state_sum) + eps
+    param += (-clr * g) / std  # torch's addcdiv order: (value * g) / std
+
+
+class Adagrad(Optimizer):
+    """``torch.optim.Adagrad``: bookkeeping around :func:`adagrad`.
+
+    As in torch, every parameter gets its state (``step`` = 0, ``sum`` filled with
+    ``initial_accumulator_value``) at construction, not at its first step.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        # torch writes these as `not 0.0 <= x`, so NaN is rejected too.
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(
+                f"Invalid initial_accumulator_value value: {initial_accumulator_value}"
+            )
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = self._init_state(p, group)
+
+    def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        # torch fills `sum` from the constructor's value (self.defaults), even when a
+        # param group sets its own initial_accumulator_value.
+        initial = float(self.defaults["initial_accumulator_value"])
+        return {"step": new_step_counter(), "sum": np.full_like(param.data, initial)}
+
+    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        assert param.grad is not None
+        t = increment(state["step"])
+        adagrad(
+            param.data,
+            param.grad,
+            state["sum"],
+            step=t,
+            lr=float(group["lr"]),
+            lr_decay=float(group["lr_decay"]),
+            weight_decay=float(group["weight_decay"]),
+            eps=float(group["eps"]),
+            maximize=group["maximize"],
+        )

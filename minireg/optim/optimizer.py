@@ -86,6 +86,8 @@ class Optimizer:
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
         for index, group in enumerate(self.param_groups):
+            if index:
+                lines.append("")  # torch separates groups by a blank line
             lines.append(f"Parameter Group {index}")
             lines += [f"    {key}: {group[key]}" for key in sorted(group) if key != "params"]
         return "\n".join(lines) + "\n)"
@@ -94,7 +96,7 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters, filling unspecified hyperparameters from defaults."""
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {_typename(param_group)}")
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         param_group = dict(param_group)
         params = param_group["params"]
         if isinstance(params, Parameter):
@@ -246,7 +248,6 @@ class Optimizer:
 
         new_state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
         for key, value in state_dict["state"].items():
-            key = int(key) if isinstance(key, (int, np.integer, str)) and str(key).isdigit() else key
             if key in id_map:
                 p = id_map[key]
                 new_state[p] = {name: _cast_state(p, name, v) for name, v in value.items()}
