@@ -160,4 +160,4 @@ shapes = st.one_of(
 
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: type, scale: float = 1.0) -> np.ndarray:
     """Standard-normal data times ``scale``, drawn in float64 then cast."""
-    return (scale * rng.standard_normal(shape)).astype(dtype)
+    return np.asarray((scale * rng.standard_normal(shape)).astype(dtype))
