@@ -114,6 +114,12 @@ def continue_from_torch_state(
         p.data[...] = to_numpy(q)
     ours = minireg_cls(ours_params, **kwargs)
     ours.load_state_dict(torch_state_dict_as_numpy(theirs.state_dict()))
+    # Like for like: torch's load_state_dict also casts state (e.g. NAdam's mu_product
+    # becomes the param dtype), so the torch side continues from a loaded copy too.
+    theirs_params = [torch.nn.Parameter(q.detach().clone()) for q in theirs_params]
+    loaded = torch_cls(theirs_params, **kwargs)
+    loaded.load_state_dict(theirs.state_dict())
+    theirs = loaded
     for step in range(steps_after):
         grads = [random_array(rng, s, dtype) for s in shapes]
         set_grads(ours_params, theirs_params, grads, device)

@@ -1,3 +1,132 @@
-"""(in progress)"""
+"""NAdam: Adam with Nesterov momentum and a momentum schedule (Dozat, 2016)."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+__all__ = ["NAdam", "nadam"]
+
+from typing import Any
+
+import numpy as np
+
+from minireg.optim.adam import check_adam_hyperparameters, lerp_
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.parameter import Parameter
+
+
+def nadam(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    mu_product: np.ndarray,
+    *,
+    step: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
+    r"""One NAdam step on ``param``, ``exp_avg``, ``exp_avg_sq`` and ``mu_product`` in place.
+
+    .. math::
+        g_t &= \pm\nabla_\theta f_t(\theta_{t-1})
+              \quad(+\,\lambda\theta_{t-1}\ \text{for L2 decay}) \\
+        \theta_{t-1} &\leftarrow (1 - \gamma\lambda)\,\theta_{t-1}
+              \quad\text{(decoupled decay instead)} \\
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\, 0.96^{\,t\psi}\bigr), \qquad
+        \mu_{t+1} = \beta_1\bigl(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\bigr) \\
+        \Pi_t &= \Pi_{t-1}\,\mu_t \quad(\Pi_0 = 1) \\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\,g_t \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\,g_t^2 \\
+        d_t &= \sqrt{v_t / (1-\beta_2^t)} + \epsilon \\
+        \theta_t &= \theta_{t-1} - \gamma\,\frac{1-\mu_t}{1-\Pi_t}\,\frac{g_t}{d_t}
+                   - \gamma\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m_t}{d_t}
+
+    with learning rate :math:`\gamma`, weight decay :math:`\lambda`, momentum decay
+    :math:`\psi` and step number :math:`t` (1 on the first step).  The product
+    :math:`\Pi_t` lives in ``mu_product``, a 0-d array updated in its own dtype (float32 as
+    torch creates it), so it is rounded exactly as torch rounds it, every step.
+
+    Dozat (2016), "Incorporating Nesterov Momentum into Adam"; the momentum schedule
+    :math:`\mu_t` follows torch; decoupled decay: Loshchilov & Hutter (2019).
+    """
+    g = -grad if maximize else grad
+    bias_correction2 = 1 - beta2**step
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product *= mu  # in mu_product's dtype: float32 rounds mu and the product, as torch
+    mu_product_value = float(mu_product)
+    mu_product_next = mu_product_value * mu_next  # Python float, not rounded to float32
+    lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    denom = np.sqrt(exp_avg_sq / bias_correction2) + eps  # torch's for-loop divides inside sqrt
+    param += (-lr * (1.0 - mu) / (1.0 - mu_product_value)) * g / denom
+    param += ((-lr * mu_next) / (1.0 - mu_product_next)) * exp_avg / denom
+
+
+class NAdam(Optimizer):
+    """``torch.optim.NAdam``: bookkeeping around :func:`nadam`."""
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        check_adam_hyperparameters(lr, betas, eps, weight_decay)
+        if not 0.0 <= momentum_decay:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "step": new_step_counter(),
+            "mu_product": np.ones((), dtype=np.float32),  # float32 whatever the param dtype
+            "exp_avg": np.zeros_like(param.data),
+            "exp_avg_sq": np.zeros_like(param.data),
+        }
+
+    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        assert param.grad is not None
+        beta1, beta2 = group["betas"]
+        nadam(
+            param.data,
+            param.grad,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["mu_product"],
+            step=increment(state["step"]),
+            lr=float(group["lr"]),
+            beta1=float(beta1),
+            beta2=float(beta2),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            momentum_decay=float(group["momentum_decay"]),
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )
