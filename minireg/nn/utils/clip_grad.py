@@ -1,3 +1,195 @@
-"""(in progress)"""
+"""Gradient clipping: rescale all gradients together, or clamp each element.
 
-__all__: list[str] = []
+Clipping by the global norm is from Pascanu, Mikolov & Bengio (2013), "On the difficulty
+of training recurrent neural networks": when the norm of the whole gradient exceeds a
+threshold, scale it back onto the sphere of that radius, keeping its direction.
+
+Torch's four public functions are here with torch 2.13's semantics; the two kernels they
+share, :func:`vector_norm` and :func:`clip_coefficient`, carry the equations.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+
+from minireg.parameter import Parameter
+
+__all__ = [
+    "clip_coefficient",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
+    "vector_norm",
+]
+
+ParametersT = Parameter | Iterable[Parameter]
+ArraysT = np.ndarray | Parameter | Iterable[np.ndarray | Parameter]
+
+
+# ------------------------------------------------------------------------------ kernels
+def vector_norm(x: np.ndarray, ord: float) -> np.ndarray:
+    r"""The p-norm of ``x`` viewed as one vector, as a 0-d array in ``x``'s dtype.
+
+    .. math::
+        \|x\|_p = \Big(\sum_i |x_i|^p\Big)^{1/p}, \qquad
+        \|x\|_\infty = \max_i |x_i|, \qquad
+        \|x\|_{-\infty} = \min_i |x_i|, \qquad
+        \|x\|_0 = \#\{i : x_i \neq 0\}
+
+    The sum formula also serves every other ``p`` torch accepts: fractional ``0 < p < 1``
+    and negative ``p`` (where a zero element makes the sum infinite and the norm 0).
+    As in torch, there is no rescaling against overflow (``(1e20)**2`` is ``inf`` in
+    float32) and NaN propagates (``p = 0`` counts a NaN as non-zero).
+    """
+    if x.size == 0 and (ord < 0 or ord == math.inf):
+        # max, min and the negative powers have no value on an empty set.  The inf case is
+        # caught by torch's _foreach_norm (the path clip_grad_norm_ takes), the rest by
+        # linalg.vector_norm, hence the two wordings.
+        if ord == math.inf:
+            raise RuntimeError(
+                "_foreach_norm cannot compute the infinity norm on an empty tensor because "
+                "the operation does not have an identity"
+            )
+        raise RuntimeError(
+            f"linalg.vector_norm cannot compute the {ord:g} norm on an empty tensor because "
+            "the operation does not have an identity"
+        )
+    magnitude = np.abs(x)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if ord == 0:
+            norm = np.sum(x != 0, dtype=x.dtype)
+        elif ord == math.inf:
+            norm = np.max(magnitude)
+        elif ord == -math.inf:
+            norm = np.min(magnitude)
+        elif ord == 1:
+            norm = np.sum(magnitude)
+        elif ord == 2:
+            norm = np.sqrt(np.sum(magnitude * magnitude))
+        else:
+            # torch takes the 1/p in the accumulation dtype: 1/p rounded to float32 for float32.
+            norm = np.sum(magnitude**ord) ** (x.dtype.type(1) / x.dtype.type(ord))
+    return np.asarray(norm, dtype=x.dtype)
+
+
+def clip_coefficient(max_norm: float, total_norm: np.ndarray) -> np.ndarray:
+    r"""The factor that every gradient is multiplied by (Pascanu et al., 2013, Alg. 2):
+
+    .. math::
+        c = \min\Big(\frac{\text{max\_norm}}{\|g\| + 10^{-6}},\; 1\Big)
+
+    computed in ``total_norm``'s dtype.  The :math:`10^{-6}` keeps a zero norm finite; in
+    float32 it vanishes once :math:`\|g\| > 16` (below half an ULP), and at
+    :math:`\|g\| = \text{max\_norm}` it makes :math:`c` slightly below 1, not 1.
+    """
+    denominator = total_norm + 1e-6
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # inf and NaN pass through
+        # torch evaluates max_norm / t as reciprocal(t) * max_norm (Tensor.__rtruediv__).
+        coefficient = np.reciprocal(denominator) * max_norm
+    return np.asarray(np.minimum(coefficient, 1.0), dtype=total_norm.dtype)
+
+
+# ------------------------------------------------------------------------------ bookkeeping
+def _grads_of(parameters: Iterable[Parameter]) -> list[np.ndarray]:
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def get_total_norm(
+    tensors: ArraysT, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> np.ndarray:
+    r"""The norm of all ``tensors`` taken together: the ``norm_type``-norm of their norms,
+
+    .. math::
+        \|(x_1, \dots, x_k)\|_p = \big\|\,(\|x_1\|_p, \dots, \|x_k\|_p)\,\big\|_p,
+
+    which equals the norm of their concatenation for every ``p`` except 0 (there it counts
+    the tensors with a non-zero element, as torch does).  Each tensor's norm is taken in
+    its own dtype; stacking them promotes (float32 with float64 gives float64).  With no
+    tensors the result is ``0.0`` in float32.  A NaN or infinite total raises
+    ``RuntimeError`` when ``error_if_nonfinite``.
+    """
+    if isinstance(tensors, (np.ndarray, np.generic, Parameter)):
+        tensors = [tensors]
+    else:
+        tensors = list(tensors)
+    norm_type = float(norm_type)
+    if len(tensors) == 0:
+        return np.array(0.0, dtype=np.float32)
+    norms = [vector_norm(np.asarray(t), norm_type) for t in tensors]
+    total_norm = vector_norm(np.stack(norms), norm_type)
+    if error_if_nonfinite and not np.isfinite(total_norm):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from `parameters` is "
+            "non-finite, so it cannot be clipped. To disable this error and scale the "
+            "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
+        )
+    return total_norm
+
+
+def clip_grads_with_norm_(parameters: ParametersT, max_norm: float, total_norm: np.ndarray) -> None:
+    """Multiply every gradient in place by :func:`clip_coefficient` of a given total norm.
+
+    The multiplication always happens, also when the coefficient is 1 (torch avoids the
+    branch).  The coefficient is rounded to each gradient's dtype before multiplying.
+    """
+    if isinstance(parameters, Parameter):
+        parameters = [parameters]
+    grads = _grads_of(parameters)
+    max_norm = float(max_norm)
+    if len(grads) == 0:
+        return
+    coefficient = clip_coefficient(max_norm, np.asarray(total_norm))
+    with np.errstate(invalid="ignore"):  # an infinite total: coefficient 0, and inf * 0 = NaN
+        for grad in grads:
+            np.multiply(grad, coefficient.astype(grad.dtype), out=grad)
+
+
+def clip_grad_norm_(
+    parameters: ParametersT,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> np.ndarray:
+    """Scale all gradients together so that their total norm is at most ``max_norm``.
+
+    :func:`get_total_norm` of the gradients, then :func:`clip_grads_with_norm_`.  Returns
+    the total norm from before clipping (a 0-d array in the gradients' dtype).  Parameters
+    whose ``grad`` is ``None`` are skipped.  When ``error_if_nonfinite`` raises, no
+    gradient has been touched.  A negative ``max_norm`` is not rejected (torch does not):
+    the gradients get negated.
+    """
+    if isinstance(parameters, Parameter):
+        parameters = [parameters]
+    else:
+        is_generator = isinstance(parameters, types.GeneratorType)
+        parameters = list(parameters)  # a generator can be read once; we need it twice
+        if is_generator and len(parameters) == 0:
+            warnings.warn(
+                "`parameters` is an empty generator, no gradient clipping will occur.",
+                stacklevel=2,
+            )
+    total_norm = get_total_norm(_grads_of(parameters), norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(parameters, max_norm, total_norm)
+    return total_norm
+
+
+def clip_grad_value_(parameters: ParametersT, clip_value: float) -> None:
+    r"""Clamp every gradient element in place into :math:`[-v, v]`:
+
+    .. math:: g \leftarrow \min(\max(g, -v), v)
+
+    in that order, as torch does, so a negative ``v`` (which torch does not reject) sets
+    every element to ``v``.  NaN stays NaN.
+    """
+    if isinstance(parameters, Parameter):
+        parameters = [parameters]
+    clip_value = float(clip_value)
+    for grad in _grads_of(parameters):
+        np.maximum(grad, -clip_value, out=grad)
+        np.minimum(grad, clip_value, out=grad)

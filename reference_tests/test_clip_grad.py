@@ -1,0 +1,330 @@
+"""Gradient clipping against torch.nn.utils: every norm type, dtypes, non-finite gradients, errors.
+
+Tolerances: ``tolerance(dtype, device)`` for norms and clipped gradients.  torch sums a
+float32 norm naively in float32 while NumPy sums pairwise, and both round each power and
+the final root; over the few hundred elements drawn here that stays far below 1e-5
+relative.  ``p = 0`` norms are counts and compare exactly under the same tolerance.
+``clip_grad_value_`` is a clamp (no rounding), so it is compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minireg
+from minireg.nn.utils import (
+    clip_grad_norm_,
+    clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
+)
+from reference_tests.conftest import (
+    assert_close,
+    dtypes,
+    random_array,
+    set_grads,
+    shapes,
+    to_torch,
+    tolerance,
+    twin_parameters,
+)
+
+NORM_TYPES = [1, 2, 2.0, 3, 0.5, 2.5, math.inf, "inf", 0, -1, -0.5, -math.inf]
+
+
+def raises_like_torch(ours, theirs):
+    """Call ``theirs``; if it raises, ``ours`` must raise the same type with the same message
+    (and then ``None`` is returned), otherwise return both results."""
+    try:
+        expected = theirs()
+    except Exception as error:  # noqa: BLE001 - any torch error must be mirrored
+        with pytest.raises(type(error)) as caught:
+            ours()
+        assert str(caught.value) == str(error)
+        return None
+    return ours(), expected
+
+
+def make_twins(rng, shape_list, dtype, device, scale=1.0, none_every=0):
+    """Parameters on both sides, with gradients (every ``none_every``-th one gets none)."""
+    arrays = [random_array(rng, s, dtype) for s in shape_list]
+    ours, theirs = twin_parameters(arrays, device)
+    grads = [
+        None if none_every and i % none_every == none_every - 1 else random_array(rng, s, dtype, scale)
+        for i, s in enumerate(shape_list)
+    ]
+    set_grads(ours, theirs, grads, device)
+    return ours, theirs
+
+
+def compare_grads(ours, theirs, rtol, atol, what):
+    for i, (p, q) in enumerate(zip(ours, theirs)):
+        if q.grad is None:
+            assert p.grad is None, f"{what}: grad {i} should stay None"
+        else:
+            assert_close(p.grad, q.grad, rtol, atol, f"{what}: grad {i}")
+
+
+def clip_both(ours, theirs, max_norm_factor, norm_type, rtol, atol, what, error_if_nonfinite=False):
+    """Clip with max_norm = factor * (torch's total norm); compare the totals and the grads."""
+    grads = [q.grad for q in theirs if q.grad is not None]
+    try:
+        reference = torch.nn.utils.get_total_norm(grads, norm_type)
+        max_norm = max_norm_factor * float(reference)
+    except RuntimeError:
+        max_norm = 1.0  # torch cannot take this norm: the error itself gets compared below
+    result = raises_like_torch(
+        lambda: clip_grad_norm_(ours, max_norm, norm_type, error_if_nonfinite),
+        lambda: torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type, error_if_nonfinite),
+    )
+    if result is not None:
+        total_ours, total_theirs = result
+        assert isinstance(total_ours, np.ndarray) and total_ours.shape == ()
+        assert_close(total_ours, total_theirs, rtol, atol, f"{what}: total norm")
+    compare_grads(ours, theirs, rtol, atol, what)
+
+
+# ------------------------------------------------------------------------ clip_grad_norm_
+@given(
+    shape_list=st.lists(shapes, min_size=1, max_size=5),
+    dtype=dtypes,
+    norm_type=st.sampled_from(NORM_TYPES),
+    factors=st.lists(st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0, 10.0, -0.5]), min_size=1, max_size=4),
+    scale=st.sampled_from([1e-3, 1.0, 30.0, 1e3]),
+    none_every=st.sampled_from([0, 2, 3]),
+    seed=st.integers(0, 2**31),
+)
+def test_clip_grad_norm_trajectory_matches_torch(device, shape_list, dtype, norm_type, factors, scale, none_every, seed):
+    # Clip the same gradients again and again with different max_norm (below, at, above the
+    # current total, zero, negative): each round starts from the previous round's result.
+    rng = np.random.default_rng(seed)
+    ours, theirs = make_twins(rng, shape_list, dtype, device, scale, none_every)
+    rtol, atol = tolerance(dtype, device)
+    for round_, factor in enumerate(factors):
+        clip_both(ours, theirs, factor, norm_type, rtol, atol, f"round {round_} (factor {factor})")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+@pytest.mark.parametrize("factor", [0.25, 1.0, 4.0])
+def test_clip_grad_norm_every_norm_type(device, dtype, norm_type, factor):
+    # A fixed battery that always contains a 0-d gradient, a vector, a matrix, a 3-d
+    # gradient, a parameter without gradient and a zero gradient.
+    rng = np.random.default_rng(7)
+    shape_list = [(), (5,), (3, 4), (2, 3, 2), (4,), (6,)]
+    ours, theirs = make_twins(rng, shape_list, dtype, device, scale=3.0)
+    for p, q in zip(ours[4:5], theirs[4:5]):
+        p.grad = q.grad = None
+    ours[5].grad[...] = 0
+    theirs[5].grad.zero_()
+    rtol, atol = tolerance(dtype, device)
+    clip_both(ours, theirs, factor, norm_type, rtol, atol, f"p={norm_type!r}")
+
+
+@pytest.mark.parametrize("norm_type", NORM_TYPES)
+def test_empty_gradients_norms_and_errors_match_torch(device, norm_type):
+    # An empty gradient: fine for p >= 0 except inf, an error for inf and negative p.
+    rng = np.random.default_rng(3)
+    ours, theirs = make_twins(rng, [(0,), (3,), (0, 2)], np.float32, device)
+    rtol, atol = tolerance(np.float32, device)
+    clip_both(ours, theirs, 0.5, norm_type, rtol, atol, f"p={norm_type!r}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_norm_exactly_at_the_total_still_scales(device, dtype):
+    # The 1e-6 in the denominator: at max_norm == total the factor is total/(total+1e-6) < 1.
+    ours, theirs = twin_parameters([np.zeros(3, dtype)], device)
+    set_grads(ours, theirs, [np.array([0.3, -0.4, 0.0], dtype)], device)
+    total = float(np.sqrt(np.float64(dtype(0.3)) ** 2 + np.float64(dtype(0.4)) ** 2))
+    ours_total = clip_grad_norm_(ours, float(np.asarray(total, dtype)))
+    theirs_total = torch.nn.utils.clip_grad_norm_(theirs, float(np.asarray(total, dtype)))
+    rtol, atol = tolerance(dtype, device)
+    assert_close(ours_total, theirs_total, rtol, atol, "total")
+    assert_close(ours[0].grad, theirs[0].grad, rtol, atol, "grad")
+    assert ours[0].grad[0] < dtype(0.3), "the gradient must be scaled by slightly less than 1"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("norm_type", [2, 1, math.inf, 0.5, 0])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_gradients(device, dtype, norm_type, bad):
+    rng = np.random.default_rng(11)
+    ours, theirs = make_twins(rng, [(4,), (2, 3), ()], dtype, device)
+    ours[1].grad[0, 1] = bad
+    theirs[1].grad[0, 1] = bad
+    before = [p.grad.copy() for p in ours]
+    rtol, atol = tolerance(dtype, device)
+    # With error_if_nonfinite the error is torch's, and no gradient has been touched.  (For
+    # p = 0 the total stays finite: torch then clips without raising, and so do we.)
+    clip_both(ours, theirs, 0.5, norm_type, rtol, atol, "error_if_nonfinite", error_if_nonfinite=True)
+    total_nonfinite = not math.isfinite(float(torch.nn.utils.get_total_norm([q.grad for q in theirs], norm_type)))
+    if total_nonfinite:
+        for p, b in zip(ours, before):
+            np.testing.assert_array_equal(p.grad, b)
+    # Without it the gradients are scaled by the non-finite norm (NaN or 0), as torch does.
+    clip_both(ours, theirs, 0.5, norm_type, rtol, atol, "scaled anyway")
+
+
+def test_mixed_dtypes_promote_the_total(device):
+    # Per-tensor norms in their own dtype, the total in the promoted dtype, each gradient
+    # multiplied in its own dtype.
+    rng = np.random.default_rng(5)
+    arrays = [random_array(rng, (6,), np.float32), random_array(rng, (3, 2), np.float64)]
+    ours, theirs = twin_parameters(arrays, device)
+    set_grads(ours, theirs, [random_array(rng, a.shape, a.dtype, 5.0) for a in arrays], device)
+    total_ours = clip_grad_norm_(ours, 1.0)
+    total_theirs = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert total_ours.dtype == np.float64
+    assert_close(total_ours, total_theirs, *tolerance(np.float32, device), "total")
+    compare_grads(ours, theirs, *tolerance(np.float32, device), "grads")
+
+
+def test_single_parameter_and_iterables(device):
+    rng = np.random.default_rng(2)
+    ours, theirs = make_twins(rng, [(3, 3)], np.float32, device, scale=4.0)
+    rtol, atol = tolerance(np.float32, device)
+    # a bare Parameter, then a generator, then a tuple
+    assert_close(clip_grad_norm_(ours[0], 2.0), torch.nn.utils.clip_grad_norm_(theirs[0], 2.0), rtol, atol, "single")
+    assert_close(clip_grad_norm_((p for p in ours), 1.0), torch.nn.utils.clip_grad_norm_((q for q in theirs), 1.0), rtol, atol, "generator")
+    assert_close(clip_grad_norm_(tuple(ours), 0.5, 1), torch.nn.utils.clip_grad_norm_(tuple(theirs), 0.5, 1), rtol, atol, "tuple")
+    compare_grads(ours, theirs, rtol, atol, "after three clips")
+
+
+def test_no_gradients_returns_float32_zero():
+    params = [minireg.Parameter(np.ones(3)), minireg.Parameter(np.ones(2))]
+    total = clip_grad_norm_(params, 1.0)
+    expected = torch.nn.utils.clip_grad_norm_([torch.nn.Parameter(torch.ones(3, dtype=torch.float64))], 1.0)
+    assert_close(total, expected, 0, 0, "no grads")
+    assert all(p.grad is None for p in params)
+    assert_close(get_total_norm([]), torch.nn.utils.get_total_norm([]), 0, 0, "get_total_norm([])")
+
+
+def test_empty_generator_warns_like_torch():
+    with pytest.warns(UserWarning) as theirs:
+        torch.nn.utils.clip_grad_norm_((p for p in []), 1.0)
+    with pytest.warns(UserWarning) as ours:
+        total = clip_grad_norm_((p for p in []), 1.0)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    assert total.dtype == np.float32 and total == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clip_grad_norm_([], 1.0)  # an empty list is not a generator: no warning
+        clip_grad_norm_(iter([]), 1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_norm=1.0, norm_type="fro"),
+        dict(max_norm=1.0, norm_type=None),
+        dict(max_norm="x"),
+        dict(max_norm=None),
+    ],
+)
+def test_bad_arguments_raise_like_torch(kwargs):
+    p = minireg.Parameter(np.ones(2))
+    p.grad = np.array([3.0, 4.0])
+    q = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    q.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    assert raises_like_torch(lambda: clip_grad_norm_([p], **kwargs), lambda: torch.nn.utils.clip_grad_norm_([q], **kwargs)) is None
+    np.testing.assert_array_equal(p.grad, [3.0, 4.0])  # an argument error touches no gradient
+
+
+# ------------------------------------------------------------------------ the two halves
+@given(
+    shape_list=st.lists(shapes, min_size=0, max_size=4),
+    dtype=dtypes,
+    norm_type=st.sampled_from(NORM_TYPES),
+    nonfinite=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_get_total_norm_matches_torch(device, shape_list, dtype, norm_type, nonfinite, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(random_array(rng, s, dtype, 2.0)) for s in shape_list]
+    if nonfinite and arrays and arrays[0].size:
+        arrays[0].reshape(-1)[0] = np.inf
+    tensors = [to_torch(a, device) for a in arrays]
+    rtol, atol = tolerance(dtype, device)
+    for error_if_nonfinite in (False, True):
+        result = raises_like_torch(
+            lambda e=error_if_nonfinite: get_total_norm(arrays, norm_type, e),
+            lambda e=error_if_nonfinite: torch.nn.utils.get_total_norm(tensors, norm_type, e),
+        )
+        if result is not None:
+            assert_close(*result, rtol, atol, f"p={norm_type!r}")
+    if arrays:  # a single array is one tensor, not an iterable of rows
+        result = raises_like_torch(lambda: get_total_norm(arrays[-1], norm_type), lambda: torch.nn.utils.get_total_norm(tensors[-1], norm_type))
+        if result is not None:
+            assert_close(*result, rtol, atol, "single array")
+
+
+@given(
+    shape_list=st.lists(shapes, min_size=1, max_size=4),
+    dtype=dtypes,
+    total_dtype=dtypes,
+    total=st.sampled_from([0.0, 0.5, 3.0, 1e3, math.inf, math.nan]),
+    max_norm=st.sampled_from([0.0, 1.0, 2.5, -1.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_clip_grads_with_norm_matches_torch(device, shape_list, dtype, total_dtype, total, max_norm, seed):
+    # A given total norm, possibly in another dtype than the gradients (the coefficient is
+    # computed in the total's dtype, then rounded to each gradient's).
+    rng = np.random.default_rng(seed)
+    ours, theirs = make_twins(rng, shape_list, dtype, device, none_every=3)
+    total_np = np.asarray(total, dtype=total_dtype)
+    assert clip_grads_with_norm_(ours, max_norm, total_np) is None
+    torch.nn.utils.clip_grads_with_norm_(theirs, max_norm, to_torch(total_np, device))
+    compare_grads(ours, theirs, *tolerance(dtype, device), "clip_grads_with_norm_")
+
+
+# ------------------------------------------------------------------------ clip_grad_value_
+@given(
+    shape_list=st.lists(shapes, min_size=1, max_size=4),
+    dtype=dtypes,
+    clip_values=st.lists(st.sampled_from([0.0, 0.1, 0.5, 1.0, 3.0, -1.0, math.inf, "0.7", 2]), min_size=1, max_size=3),
+    with_nan=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_clip_grad_value_matches_torch_bitwise(device, shape_list, dtype, clip_values, with_nan, seed):
+    # Negative clip values are not rejected: every element becomes clip_value.  NaN stays.
+    rng = np.random.default_rng(seed)
+    ours, theirs = make_twins(rng, shape_list, dtype, device, scale=2.0, none_every=3)
+    if with_nan and ours[0].grad is not None and ours[0].grad.size:
+        ours[0].grad.reshape(-1)[-1] = np.nan
+        theirs[0].grad.view(-1)[-1] = math.nan
+    for clip_value in clip_values:
+        assert clip_grad_value_(ours, clip_value) is None
+        torch.nn.utils.clip_grad_value_(theirs, clip_value)
+        compare_grads(ours, theirs, 0.0, 0.0, f"clip_value={clip_value!r}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("clip_value", [-1.0, -0.25, 0.0, 0.25])
+def test_clip_grad_value_small_and_negative_values(device, dtype, clip_value):
+    # A negative clip_value is accepted and sets every element (NaN aside) to clip_value:
+    # the clamp order (max with -v first, then min with v) decides that.
+    rng = np.random.default_rng(1)
+    ours, theirs = make_twins(rng, [(5,), (2, 3), ()], dtype, device)
+    ours[0].grad[2] = np.nan
+    theirs[0].grad[2] = math.nan
+    clip_grad_value_(ours, clip_value)
+    torch.nn.utils.clip_grad_value_(theirs, clip_value)
+    compare_grads(ours, theirs, 0.0, 0.0, f"clip_value={clip_value}")
+
+
+def test_clip_grad_value_single_parameter_and_errors(device):
+    p, q = (x[0] for x in twin_parameters([np.zeros(4, np.float32)], device))
+    p.grad = np.array([-3.0, -0.5, 0.5, 3.0], np.float32)
+    q.grad = to_torch(p.grad, device)
+    clip_grad_value_(p, 1.0)
+    torch.nn.utils.clip_grad_value_(q, 1.0)
+    assert_close(p.grad, q.grad, 0, 0, "single Parameter")
+    for bad in (None, "x"):
+        assert raises_like_torch(lambda b=bad: clip_grad_value_(p, b), lambda b=bad: torch.nn.utils.clip_grad_value_(q, b)) is None
