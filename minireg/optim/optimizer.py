@@ -83,6 +83,10 @@ class Optimizer:
         for param_group in param_groups:
             self.add_param_group(param_group)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle/copy without a scheduler's wrapper around ``step`` (torch leaves it out too)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("step", "_opt_called")}
+
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
         for index, group in enumerate(self.param_groups):
