@@ -113,8 +113,10 @@ class Module:
             yield module
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        seen: set[int] = set()  # a child registered under two names is listed once, as torch
         for name, module in self._modules.items():
-            if module is not None:
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
                 yield name, module
 
     def children(self) -> Iterator[Module]:
@@ -194,15 +196,20 @@ class Module:
         As torch's, the values share memory with the module: copy them to snapshot.
         """
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for prefix, module in self.named_modules():
-            dot = prefix + "." if prefix else ""
-            for name, param in module._parameters.items():
-                if param is not None:
-                    out[dot + name] = param.data
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    out[dot + name] = buffer
+        self._save_to_state_dict(out, "")
         return out
+
+    def _save_to_state_dict(self, out: OrderedDict[str, np.ndarray], prefix: str) -> None:
+        # No deduplication: a module shared under two names is saved under both, as torch.
+        for name, param in self._parameters.items():
+            if param is not None:
+                out[prefix + name] = param.data
+        for name, buffer in self._buffers.items():
+            if buffer is not None:
+                out[prefix + name] = buffer
+        for name, child in self._modules.items():
+            if child is not None:
+                child._save_to_state_dict(out, prefix + name + ".")
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy arrays (or anything ``np.asarray`` accepts, e.g. CPU torch tensors) in place.
@@ -215,11 +222,11 @@ class Module:
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         errors = []
-        if strict:
-            if unexpected:
-                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if strict:  # torch lists the missing keys first
             if missing:
                 errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+            if unexpected:
+                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
         arrays = {}
         for key, target in own.items():
             if key not in state_dict:
