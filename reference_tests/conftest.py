@@ -29,7 +29,7 @@ _common = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     print_blob=True,
 )
-settings.register_profile("ci", derandomize=True, max_examples=12, **_common)
+settings.register_profile("ci", derandomize=True, max_examples=30, **_common)
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
 settings.load_profile(
@@ -161,3 +161,14 @@ shapes = st.one_of(
 def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: type, scale: float = 1.0) -> np.ndarray:
     """Standard-normal data times ``scale``, drawn in float64 then cast."""
     return np.asarray((scale * rng.standard_normal(shape)).astype(dtype))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    """One line on skipped CUDA cases instead of one line per test."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    cuda = sum(1 for report in skipped if "CUDA case" in str(report.longrepr))
+    if cuda:
+        terminalreporter.write_line(
+            f"{cuda} CUDA cases skipped: torch.cuda.is_available() is False on this machine "
+            "(they run the same comparisons with torch's tensors on the GPU)."
+        )
