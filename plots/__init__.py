@@ -1,0 +1,78 @@
+"""The minireg gallery: figures that show each technique, minireg and torch side by side.
+
+``python -m plots`` draws every figure below into ``figures/``; see ``python -m plots --help``.
+Each figure is a function ``draw(out_dir, quick=False) -> FigureResult`` in its own module,
+registered here by name with a one-line description.  Figure modules are imported only
+when drawn, so one figure's missing dependency never stops the others.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FIGURES", "GROUPS", "resolve_names"]
+
+# name -> (module, function, one-line description), in drawing order.
+FIGURES: dict[str, tuple[str, str, str]] = {
+    "trajectories_quadratic": (
+        "plots.trajectories", "draw_quadratic",
+        "every optimizer on the ill-conditioned quadratic 0.1x²+2y², minireg vs torch paths",
+    ),
+    "trajectories_rosenbrock": (
+        "plots.trajectories", "draw_rosenbrock",
+        "every optimizer on Rosenbrock from (-2, 2), minireg vs torch paths",
+    ),
+    "trajectories_rastrigin": (
+        "plots.trajectories", "draw_rastrigin",
+        "every optimizer on Rastrigin from (-2, 3.5), minireg vs torch paths",
+    ),
+    "trajectories_overlay": (
+        "plots.trajectories", "draw_overlay",
+        "all optimizers overlaid on each of the three surfaces",
+    ),
+    "mlp_regression": (
+        "plots.mlp_regression", "draw",
+        "MLP 1-64-64-1 on a noisy 1-D function: SGD vs momentum vs Adam, fits and loss curves",
+    ),
+    "lr_schedules": (
+        "plots.lr_schedules", "draw",
+        "StepLR, cosine, warm restarts, OneCycle, warm-up+cosine, ReduceLROnPlateau",
+    ),
+    "init_depth": (
+        "plots.init_depth", "draw",
+        "10-layer tanh/ReLU nets: activations and gradient norms per layer under each init",
+    ),
+    "batchnorm": (
+        "plots.batchnorm", "draw",
+        "the same MLP with and without BatchNorm (and at a high lr): losses, pre-activations",
+    ),
+    "regularization": (
+        "plots.regularization", "draw",
+        "L1 vs L2 vs elastic net weights, dropout on a wide net, early stopping",
+    ),
+    "clipping": (
+        "plots.clipping", "draw",
+        "gradient norm and loss with and without clip_grad_norm_ at a too-high lr",
+    ),
+    "fidelity": (
+        "plots.fidelity", "draw",
+        "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
+    ),
+}  # fmt: skip
+
+# Family names that stand for several figures on the command line.
+GROUPS: dict[str, list[str]] = {
+    "trajectories": [name for name in FIGURES if name.startswith("trajectories_")],
+}
+
+
+def resolve_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """Expand group names; returns ``(figure names in drawing order, unknown names)``."""
+    wanted: set[str] = set()
+    unknown: list[str] = []
+    for name in names:
+        if name in FIGURES:
+            wanted.add(name)
+        elif name in GROUPS:
+            wanted.update(GROUPS[name])
+        else:
+            unknown.append(name)
+    return [name for name in FIGURES if name in wanted], unknown
