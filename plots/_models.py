@@ -2,29 +2,35 @@
 
 ``build_mlp(nn, ...)`` takes either ``minireg.nn`` or ``torch.nn`` as its first argument
 (the same layer names exist in both), so the two models have the same architecture and
-the same ``state_dict`` keys; :func:`copy_weights` then gives them the same weights.
-Training steps mirror each other line for line: minireg's ``model.backward`` where torch
-has ``loss.backward()``.
+the same ``state_dict`` keys; :func:`copy_weights` then gives them the same weights
+(:func:`torch_mlp` and :func:`minireg_mlp` build such a twin pair).  Training steps mirror
+each other line for line: minireg's ``model.backward`` where torch has ``loss.backward()``.
+:class:`Lockstep` runs a torch twin one step at a time beside a minireg model, to measure
+the gap of each step alone.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Lockstep",
     "batches",
     "build_mlp",
     "copy_optimizer_state",
     "copy_weights",
+    "minireg_mlp",
     "minireg_step",
     "optimizer_state_gap",
     "state_gap",
     "torch_dtype",
+    "torch_mlp",
     "torch_step",
 ]
 
@@ -61,6 +67,33 @@ def build_mlp(
             layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(sizes[-2], sizes[-1], **factory))
     return nn.Sequential(*layers)
+
+
+def torch_mlp(torch: ModuleType, sizes: Sequence[int], activation: str, **options: Any) -> Any:
+    """The torch side of a twin pair: :func:`build_mlp` in float64 after ``torch.manual_seed(0)``.
+
+    ``options`` are :func:`build_mlp`'s (``batchnorm``, ``dropout``).  The weights are
+    torch's default init, the same on every call.
+    """
+    torch.manual_seed(0)
+    return build_mlp(torch.nn, sizes, activation, dtype=torch.float64, **options)
+
+
+def minireg_mlp(
+    sizes: Sequence[int], activation: str, torch: ModuleType | None, **options: Any
+) -> Any:
+    """The minireg side of a twin pair, float64, starting from :func:`torch_mlp`'s weights.
+
+    Without torch (``torch=None``) it keeps minireg's own init, drawn after
+    ``minireg.manual_seed(0)``, so the figure still draws.
+    """
+    import minireg
+
+    minireg.manual_seed(0)
+    model = build_mlp(minireg.nn, sizes, activation, dtype=np.float64, **options)
+    if torch is not None:
+        copy_weights(torch_mlp(torch, sizes, activation, **options), model)
+    return model
 
 
 def copy_weights(source: Any, target: Any) -> None:
@@ -168,3 +201,51 @@ def torch_step(
     extra = before_step() if before_step is not None else None
     optimizer.step()
     return float(loss.detach()), extra
+
+
+@dataclass
+class Lockstep:
+    """A torch twin that takes every training step beside a minireg model, from its state.
+
+    Training at a high learning rate (or through BatchNorm) amplifies last-bit rounding,
+    so two independent runs drift apart however well each step agrees.  In lockstep
+    nothing accumulates: before every step the twin is loaded with minireg's weights,
+    buffers and optimizer state, both take the same step on the same batch, and the
+    worst difference afterwards is the gap of that one step alone.
+    """
+
+    model: Any  # the torch model, same architecture as minireg's
+    optimizer: Any  # a torch optimizer over model's parameters, same settings as minireg's
+    loss_fn: Any
+    before_step: Callable[[], Any] | None = None  # as in torch_step
+
+    def step(
+        self,
+        model: Any,
+        optimizer: Any,
+        loss_fn: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        idx: np.ndarray,
+        before_step: Callable[[], Any] | None = None,
+    ) -> tuple[float, Any, float]:
+        """minireg's :func:`minireg_step` on batch ``idx``, the twin's same step, and their gap.
+
+        Returns ``(loss, before_step(), gap)``: minireg's loss and extra value, and the
+        worst ``|Δ|`` over the loss, the extra value (when there is one), every parameter
+        and buffer, and every optimizer state entry.
+        """
+        import torch
+
+        copy_weights(model, self.model)
+        copy_optimizer_state(optimizer, self.optimizer)
+        tx, ty = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+        their_loss, their_extra = torch_step(
+            self.model, self.loss_fn, self.optimizer, tx, ty, self.before_step
+        )
+        loss, extra = minireg_step(model, loss_fn, optimizer, x[idx], y[idx], before_step)
+        gaps = [abs(loss - their_loss)]
+        if extra is not None:
+            gaps.append(abs(extra - their_extra))
+        gaps += [state_gap(model, self.model), optimizer_state_gap(optimizer, self.optimizer)]
+        return loss, extra, max(gaps)

@@ -33,7 +33,9 @@ __all__ = [
     "available",
     "caption",
     "color",
+    "finish",
     "floor_for_log",
+    "gap_clause",
     "legend_outside",
     "max_abs_gap",
     "moving_average",
@@ -196,6 +198,30 @@ def save(fig: Any, out_dir: Path, name: str) -> Path:
     palette.save(path, optimize=True)
     plt.close(fig)
     return path
+
+
+def gap_clause(result: FigureResult, what: str) -> str:
+    """``"; <what>: <gap>"`` for a figure's title, or ``""`` when nothing was compared."""
+    return "" if result.gap is None else f"; {what}: {result.gap:.1e}"
+
+
+def finish(
+    fig: Any,
+    result: FigureResult,
+    out_dir: Path,
+    title: str,
+    text: str,
+    *,
+    title_size: float = 11,
+    caption_y: float = 0.005,
+) -> None:
+    """The last steps of every figure: ``title`` on top, caption ``text`` below, then save.
+
+    The PNG is written as ``out_dir/<result.name>.png`` and its path added to ``result``.
+    """
+    fig.suptitle(title, fontsize=title_size)
+    caption(fig, text, y=caption_y)
+    result.paths.append(save(fig, out_dir, result.name))
 
 
 @contextmanager

@@ -25,19 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from plots._models import batches, build_mlp, copy_weights, minireg_step, state_gap, torch_step
+from plots._models import Lockstep, batches, minireg_mlp, minireg_step, torch_mlp, torch_step
 from plots._style import (
     MINIREG,
     TORCH,
     FigureResult,
-    caption,
     color,
+    finish,
     floor_for_log,
+    gap_clause,
     moving_average,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -94,17 +94,14 @@ def train(
     if library == "minireg":
         for name in ("Linear", "ReLU", "BatchNorm1d", "Sequential", "CrossEntropyLoss"):
             require(f"minireg.nn.{name}")
-        minireg.manual_seed(0)  # minireg's own init when torch is absent; torch's weights otherwise
-        model = build_mlp(minireg.nn, SIZES, "ReLU", batchnorm=batchnorm, dtype=np.float64)
-        if torch is not None:
-            copy_weights(_torch_model(torch, batchnorm), model)
+        model = minireg_mlp(SIZES, "ReLU", torch, batchnorm=batchnorm)
         opt = minireg.optim.SGD(model.parameters(), lr=lr)
         loss_fn = minireg.nn.CrossEntropyLoss()
         if lockstep:
-            twin = _torch_model(torch, batchnorm)
-            twin_opt = torch.optim.SGD(twin.parameters(), lr=lr)  # plain SGD: no state to sync
-            twin_loss = torch.nn.CrossEntropyLoss()
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            twin = torch_mlp(torch, SIZES, "ReLU", batchnorm=batchnorm)
+            sync = Lockstep(
+                twin, torch.optim.SGD(twin.parameters(), lr=lr), torch.nn.CrossEntropyLoss()
+            )
 
         def validate() -> float:
             model.eval()
@@ -116,17 +113,14 @@ def train(
             if t % eval_every == 0:
                 val_losses.append(validate())
             if lockstep:
-                copy_weights(model, twin)
-                tidx = torch.from_numpy(idx)
-                their_loss, _ = torch_step(twin, twin_loss, twin_opt, tx[tidx], ty[tidx])
-            losses[t], _ = minireg_step(model, loss_fn, opt, x[idx], y[idx])
-            if lockstep:
-                lockstep_gaps[t] = max(abs(losses[t] - their_loss), state_gap(model, twin))
+                losses[t], _, lockstep_gaps[t] = sync.step(model, opt, loss_fn, x, y, idx)
+            else:
+                losses[t], _ = minireg_step(model, loss_fn, opt, x[idx], y[idx])
         val_losses.append(validate())
         model.eval()
         pre = model[:-2](xv)  # everything up to (not including) the last ReLU
     else:
-        model = _torch_model(torch, batchnorm)
+        model = torch_mlp(torch, SIZES, "ReLU", batchnorm=batchnorm)
         if perturb:
             with torch.no_grad():
                 for p in model.parameters():
@@ -157,11 +151,6 @@ def train(
         "pre": np.asarray(pre),
         "lockstep": lockstep_gaps,
     }
-
-
-def _torch_model(torch: Any, batchnorm: bool) -> Any:
-    torch.manual_seed(0)
-    return build_mlp(torch.nn, SIZES, "ReLU", batchnorm=batchnorm, dtype=torch.float64)
 
 
 def draw(out_dir: Path, quick: bool = False) -> FigureResult:
@@ -270,16 +259,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         if torch is None:
             for ax in (chaos_ax, lock_ax):
                 ax.text(0.5, 0.5, "torch not installed", transform=ax.transAxes, ha="center")
-        gap = "" if result.gap is None else f"; worst one-step |minireg − torch|: {result.gap:.1e}"
-        fig.suptitle(
+        gap = gap_clause(result, "worst one-step |minireg − torch|")
+        finish(
+            fig,
+            result,
+            out_dir,
             f"BatchNorm: MLP {'→'.join(map(str, SIZES))} (ReLU, float64) on badly scaled spirals, "
             f"SGD, batch {BATCH}, {steps} steps{gap}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             f"Technique: batch normalisation (Ioffe & Szegedy 2015), train mode = batch statistics, "
             f"eval mode = running statistics; {torch_note(torch)} (black).",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result

@@ -20,28 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from plots._models import (
-    batches,
-    build_mlp,
-    copy_optimizer_state,
-    copy_weights,
-    minireg_step,
-    optimizer_state_gap,
-    state_gap,
-    torch_step,
-)
+from plots._models import Lockstep, batches, minireg_mlp, minireg_step, torch_mlp, torch_step
 from plots._style import (
     MINIREG,
     TORCH,
     FigureResult,
-    caption,
     color,
+    finish,
     floor_for_log,
+    gap_clause,
     moving_average,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -65,10 +56,7 @@ def train(clip: bool, steps: int, library: str, lockstep: bool = False) -> dict[
     if library == "minireg":
         clip_grad_norm_ = require("minireg.nn.utils.clip_grad_norm_")
         get_total_norm = require("minireg.nn.utils.get_total_norm")
-        minireg.manual_seed(0)  # minireg's own init when torch is absent; torch's weights otherwise
-        model = build_mlp(minireg.nn, SIZES, "ReLU", dtype=np.float64)
-        if torch is not None:
-            copy_weights(_torch_model(torch), model)
+        model = minireg_mlp(SIZES, "ReLU", torch)
         opt = minireg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
         loss_fn = minireg.nn.MSELoss()
 
@@ -79,29 +67,20 @@ def train(clip: bool, steps: int, library: str, lockstep: bool = False) -> dict[
             return float(get_total_norm([p.grad for p in params]))
 
         if lockstep:
-            twin = _torch_model(torch)
+            twin = torch_mlp(torch, SIZES, "ReLU")
             twin_opt = torch.optim.SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
-            twin_loss = torch.nn.MSELoss()
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            twin_before = _torch_before_step(torch, twin, clip)
+            sync = Lockstep(
+                twin, twin_opt, torch.nn.MSELoss(), _torch_before_step(torch, twin, clip)
+            )
         for t, idx in enumerate(index_batches):
             if lockstep:
-                copy_weights(model, twin)
-                copy_optimizer_state(opt, twin_opt)
-                tidx = torch.from_numpy(idx)
-                their_loss, their_norm = torch_step(
-                    twin, twin_loss, twin_opt, tx[tidx], ty[tidx], twin_before
+                losses[t], norms[t], gaps[t] = sync.step(
+                    model, opt, loss_fn, x, y, idx, before_step
                 )
-            losses[t], norms[t] = minireg_step(model, loss_fn, opt, x[idx], y[idx], before_step)
-            if lockstep:
-                gaps[t] = max(
-                    abs(losses[t] - their_loss),
-                    abs(norms[t] - their_norm),
-                    state_gap(model, twin),
-                    optimizer_state_gap(opt, twin_opt),
-                )
+            else:
+                losses[t], norms[t] = minireg_step(model, loss_fn, opt, x[idx], y[idx], before_step)
     else:
-        model = _torch_model(torch)
+        model = torch_mlp(torch, SIZES, "ReLU")
         opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
         loss_fn = torch.nn.MSELoss()
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -110,11 +89,6 @@ def train(clip: bool, steps: int, library: str, lockstep: bool = False) -> dict[
             tidx = torch.from_numpy(idx)
             losses[t], norms[t] = torch_step(model, loss_fn, opt, tx[tidx], ty[tidx], before)
     return {"losses": losses, "norms": norms, "lockstep": gaps}
-
-
-def _torch_model(torch: Any) -> Any:
-    torch.manual_seed(0)
-    return build_mlp(torch.nn, SIZES, "ReLU", dtype=torch.float64)
 
 
 def _torch_before_step(torch: Any, model: Any, clip: bool) -> Any:
@@ -193,16 +167,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             ax.set_xlabel("step")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="upper right", fontsize=7)
-        gap = "" if result.gap is None else f"; worst one-step |minireg − torch|: {result.gap:.1e}"
-        fig.suptitle(
+        gap = gap_clause(result, "worst one-step |minireg − torch|")
+        finish(
+            fig,
+            result,
+            out_dir,
             f"Gradient clipping: MLP {'→'.join(map(str, SIZES))} (ReLU, float64), SGD(lr={LR}, "
             f"momentum={MOMENTUM}) — too high a learning rate{gap}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             "Technique: gradient-norm clipping, g ← g·min(1, max_norm/(‖g‖+1e-6)) (Pascanu et al. 2013); "
             f"{torch_note(torch)} (black, independent runs).",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result

@@ -48,15 +48,15 @@ from typing import Any
 
 import numpy as np
 
+from plots._models import torch_dtype
 from plots._style import (
     FigureResult,
     MissingDependency,
     NeedsTorch,
-    caption,
+    finish,
     optional_torch,
     plt,
     require,
-    save,
     timed,
 )
 
@@ -380,9 +380,7 @@ def _init_sampled_case(
 ) -> Callable[[ModuleType, Any], Pairs]:
     def run(torch: ModuleType, dtype: Any) -> Pairs:
         init = require("minireg.nn.init")
-        tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
-            np.dtype(dtype)
-        ]
+        tdtype = torch_dtype(torch, dtype)
         pairs: Pairs = []
         for seed, shape in enumerate(INIT_SHAPES):
             if name == "orthogonal_":
@@ -438,9 +436,7 @@ def _init_exact_case(torch: ModuleType, dtype: Any) -> Pairs:
                 ),
             )
         )
-    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
-        np.dtype(dtype)
-    ]
+    tdtype = torch_dtype(torch, dtype)
     pairs.append(
         (
             init.eye_(np.empty((4, 6), dtype)),
@@ -571,7 +567,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             )
             ax.grid(False)
             ax.set_xlabel(
-                "worst: ULPs of the output's largest torch value / element-wise relative error", fontsize=8
+                "worst: ULPs of the output's largest torch value / element-wise relative error",
+                fontsize=8,
             )
         cbar = fig.colorbar(image, cax=fig.add_axes((0.945, 0.3, 0.01, 0.4)))
         cbar.set_label("log10(1 + ULPs)")
@@ -589,21 +586,19 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         ]
         result.notes += [f"{row['label']}: {row.get('note', '')}" for row in missing]
         result.data["rows"] = rows
-        fig.suptitle(
+        finish(
+            fig,
+            result,
+            out_dir,
             f"Fidelity: minireg against torch {torch.__version__.split('+')[0]} (CPU), {len(rows)} kernels; "
             f"worst relative error float32 {result.data['worst relative error float32']:.1e}, "
             f"float64 {result.data['worst relative error float64']:.1e}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             "Technique: every kernel of minireg (optimizers, schedulers, clipping, norms, dropout, init) "
             "checked number by number against torch; method in plots/fidelity.py.\n"
             "group_norm backward: on a (3, 6) input (two values per group) torch's float64 gradient is "
             "~2e-12 from the exact answer and minireg's ~1e-14 -- that cell is torch's rounding.",
-            y=0.003,
+            caption_y=0.003,
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result
 
 

@@ -29,12 +29,12 @@ import numpy as np
 from plots._models import build_mlp, copy_weights
 from plots._style import (
     FigureResult,
-    caption,
     color,
+    finish,
+    gap_clause,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -220,16 +220,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         )
         cbar = fig.colorbar(image, cax=fig.add_axes((0.955, 0.42, 0.007, 0.49)))
         cbar.set_label("log10 fraction of units")
-        gap = "" if result.gap is None else f"; worst relative |minireg − torch|: {result.gap:.1e}"
-        fig.suptitle(
+        gap = gap_clause(result, "worst relative |minireg − torch|")
+        finish(
+            fig,
+            result,
+            out_dir,
             f"Initialisation and depth: {DEPTH} layers of width {width}, batch {batch} (float64); "
             f"heatmaps = per-layer activation histograms{gap}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             "Technique: weight initialisation (constant, small normal, Xavier/Glorot, Kaiming/He, "
             f"orthogonal); {torch_note(torch)} (torch runs the same weights).",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result

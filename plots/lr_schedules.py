@@ -21,13 +21,12 @@ from plots._style import (
     MINIREG,
     TORCH,
     FigureResult,
-    caption,
     color,
+    finish,
     floor_for_log,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -183,26 +182,19 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
                         label=f"{name} (max {gap.max():.0e})",
                     )
                 if name == "onecycle":
-                    twin = ax.twinx()
-                    twin.plot(
-                        epochs_axis, our_momenta, color="gray", lw=1.0, label="momentum (minireg)"
+                    _gray_twin(
+                        ax, epochs_axis, our_momenta, "momentum", lw=1.0, label="momentum (minireg)"
                     )
-                    twin.set_ylabel("momentum", color="gray")
-                    twin.grid(False)
-                    twin.legend(loc="center right")
                 if name == "plateau":
-                    twin = ax.twinx()
-                    twin.plot(
+                    _gray_twin(
+                        ax,
                         epochs_axis,
                         synthetic_loss(epochs),
-                        color="gray",
+                        "val. loss",
                         lw=0.8,
                         alpha=0.7,
                         label="synthetic val. loss",
                     )
-                    twin.set_ylabel("val. loss", color="gray")
-                    twin.grid(False)
-                    twin.legend(loc="center right")
             ax.set_title(
                 " / ".join(SCHEDULES[n][0] for n in names)
                 if len(names) == 1
@@ -230,14 +222,22 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
                 ha="center",
                 va="center",
             )
-        fig.suptitle(
-            f"Learning-rate schedules on SGD(lr={BASE_LR}, momentum=0.9), {epochs} epochs",
-            fontsize=12,
-        )
-        caption(
+        finish(
             fig,
+            result,
+            out_dir,
+            f"Learning-rate schedules on SGD(lr={BASE_LR}, momentum=0.9), {epochs} epochs",
             "Technique: learning-rate scheduling (step decay; cosine annealing, Loshchilov & Hutter 2017; "
             f"1cycle, Smith & Topin 2019; warm-up; reduce-on-plateau); {torch_note(torch)}.",
+            title_size=12,
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result
+
+
+def _gray_twin(ax: Any, x: np.ndarray, y: np.ndarray, ylabel: str, **style: Any) -> None:
+    """A gray curve, with its own legend, on a second y-axis at the right of ``ax``."""
+    twin = ax.twinx()
+    twin.plot(x, y, color="gray", **style)
+    twin.set_ylabel(ylabel, color="gray")
+    twin.grid(False)
+    twin.legend(loc="center right")

@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from plots._models import batches, build_mlp, copy_weights, minireg_step, torch_step
+from plots._models import batches, minireg_mlp, minireg_step, torch_mlp, torch_step
 from plots._style import (
     MINIREG,
     TORCH,
     FigureResult,
-    caption,
     color,
+    finish,
+    gap_clause,
     moving_average,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -69,10 +69,7 @@ def train(label: str, steps: int, checkpoints: list[int], library: str) -> dict[
     if library == "minireg":
         for name in ("Linear", "Tanh", "Sequential", "MSELoss"):
             require(f"minireg.nn.{name}")
-        minireg.manual_seed(0)  # minireg's own init when torch is absent; torch's weights otherwise
-        model = build_mlp(minireg.nn, SIZES, "Tanh", dtype=np.float64)
-        if torch is not None:
-            copy_weights(_torch_model(torch), model)
+        model = minireg_mlp(SIZES, "Tanh", torch)
         opt = require(f"minireg.optim.{class_name}")(model.parameters(), **kwargs)
         loss_fn = minireg.nn.MSELoss()
         for t, idx in enumerate(index_batches):
@@ -81,7 +78,7 @@ def train(label: str, steps: int, checkpoints: list[int], library: str) -> dict[
             losses[t], _ = minireg_step(model, loss_fn, opt, x[idx], y[idx])
         fits[steps] = model(grid).copy()
     else:
-        model = _torch_model(torch)
+        model = torch_mlp(torch, SIZES, "Tanh")
         opt = getattr(torch.optim, class_name)(model.parameters(), **kwargs)
         loss_fn = torch.nn.MSELoss()
         tx, ty, tgrid = (torch.from_numpy(a) for a in (x, y, grid))
@@ -94,11 +91,6 @@ def train(label: str, steps: int, checkpoints: list[int], library: str) -> dict[
         with torch.no_grad():
             fits[steps] = model(tgrid).numpy().copy()
     return {"losses": losses, "fits": fits, "grid": grid[:, 0]}
-
-
-def _torch_model(torch: Any) -> Any:
-    torch.manual_seed(0)
-    return build_mlp(torch.nn, SIZES, "Tanh", dtype=torch.float64)
 
 
 def draw(out_dir: Path, quick: bool = False) -> FigureResult:
@@ -167,20 +159,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         loss_ax.set_xlabel("step")
         loss_ax.set_ylabel("MSE")
         loss_ax.legend(loc="upper right")
-        gap = (
-            ""
-            if result.gap is None
-            else f"; worst |minireg − torch| over losses and fits: {result.gap:.1e}"
-        )
-        fig.suptitle(
+        gap = gap_clause(result, "worst |minireg − torch| over losses and fits")
+        finish(
+            fig,
+            result,
+            out_dir,
             f"MLP {'→'.join(map(str, SIZES))} (tanh, float64), batch {BATCH}, {steps} steps, "
             f"same initial weights and batches{gap}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             f"Technique: mini-batch training of an MLP with SGD, heavy-ball momentum and Adam "
             f"(Kingma & Ba 2015); {torch_note(torch)}.",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result

@@ -27,17 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from plots._models import batches, build_mlp, copy_weights
+from plots._models import batches, build_mlp, minireg_mlp, torch_mlp
 from plots._style import (
     MINIREG,
     TORCH,
     FigureResult,
-    caption,
     color,
+    finish,
+    gap_clause,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -46,6 +46,7 @@ __all__ = ["PENALTIES", "draw", "train_dropout", "train_penalty"]
 
 TOLERANCE = 1e-9  # float64 independent runs of a tame (tanh, small lr) training
 LR, BATCH = 0.1, 50
+SIZES = (20, 64, 1)  # the penalised net of the top row
 
 # label -> (penalty kind, lam, alpha)
 PENALTIES: dict[str, tuple[str, float, float]] = {
@@ -87,10 +88,7 @@ def train_penalty(label: str, steps: int, library: str, eval_every: int) -> dict
     train_curve, val_curve = [], []
     if library == "minireg":
         reg = require("minireg.regularization")
-        minireg.manual_seed(0)  # minireg's own init when torch is absent; torch's weights otherwise
-        model = build_mlp(minireg.nn, (20, 64, 1), "Tanh", dtype=np.float64)
-        if torch is not None:
-            copy_weights(_torch_model(torch), model)
+        model = minireg_mlp(SIZES, "Tanh", torch)
         weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
         penalty = {"l1": reg.L1(lam), "l2": reg.L2(lam), "elastic": reg.ElasticNet(lam, alpha)}.get(
             kind
@@ -114,7 +112,7 @@ def train_penalty(label: str, steps: int, library: str, eval_every: int) -> dict
         train_curve.append(float(minireg.nn.MSELoss()(model(x), y)))
         val_curve.append(float(minireg.nn.MSELoss()(model(xv), yv)))
     else:
-        model = _torch_model(torch)
+        model = torch_mlp(torch, SIZES, "Tanh")
         weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         mse = torch.nn.functional.mse_loss
@@ -146,11 +144,6 @@ def train_penalty(label: str, steps: int, library: str, eval_every: int) -> dict
             train_curve.append(float(mse(model(tx), ty)))
             val_curve.append(float(mse(model(txv), tyv)))
     return {"train": np.array(train_curve), "val": np.array(val_curve), "first_weights": first}
-
-
-def _torch_model(torch: Any) -> Any:
-    torch.manual_seed(0)
-    return build_mlp(torch.nn, (20, 64, 1), "Tanh", dtype=torch.float64)
 
 
 def train_dropout(p: float, steps: int, eval_every: int, patience: int) -> dict[str, Any]:
@@ -330,16 +323,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         stop_ax.legend(loc="upper right", fontsize=7)
         result.data["early stopping"] = {"best": plain["best_at"], "stop": plain["stop_at"]}
 
-        gap = "" if result.gap is None else f"; worst |minireg − torch| (top row): {result.gap:.1e}"
-        fig.suptitle(
+        gap = gap_clause(result, "worst |minireg − torch| (top row)")
+        finish(
+            fig,
+            result,
+            out_dir,
             f"Regularisation: weight penalties (20→64→1 tanh, SGD lr {LR}, {steps} steps), dropout and "
             f"early stopping (float64){gap}",
-            fontsize=11,
-        )
-        caption(
-            fig,
             "Technique: L1/lasso (Tibshirani 1996), L2/ridge, elastic net (Zou & Hastie 2005), dropout "
             f"(Srivastava et al. 2014), early stopping (Prechelt 1998); top row {torch_note(torch)}.",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result

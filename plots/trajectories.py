@@ -28,13 +28,12 @@ import numpy as np
 from plots._style import (
     FigureResult,
     MissingDependency,
-    caption,
     color,
+    finish,
     floor_for_log,
     optional_torch,
     plt,
     require,
-    save,
     timed,
     torch_note,
 )
@@ -340,17 +339,15 @@ def _draw_grid(surface: str, out_dir: Path, quick: bool) -> FigureResult:
             gax.set_yticks([1e-18, 1e-14, 1e-10, 1e-6])
             gax.set_xlabel("step", labelpad=1)
             gax.set_ylabel("|Δ|", labelpad=1)
-        fig.suptitle(
+        finish(
+            fig,
+            result,
+            out_dir,
             f"Optimizer paths on the {spec.title} {spec.formula}, {_steps(surface, quick)} steps from "
             f"{spec.start} (float64); lower panels: per-step max |minireg − torch| (0 drawn at 1e-18)",
-            fontsize=11,
-        )
-        caption(
-            fig,
             f"Technique: first-order optimizers (SGD, heavy-ball/Nesterov momentum, Adagrad, Adadelta, "
             f"RMSprop, Adam, AdamW, NAdam, RAdam); {torch_note(torch)}; gold star = minimum, square = start.",
         )
-        result.paths.append(save(fig, out_dir, result.name))
         result.notes += [f"{label}: {note}" for label, (_, _, note) in paths.items() if note]
     return result
 
@@ -417,14 +414,12 @@ def draw_overlay(out_dir: Path, quick: bool = False) -> FigureResult:
             handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0
         )
         worst = "n/a" if result.gap is None else f"{result.gap:.1e}"
-        fig.suptitle(
-            f"All optimizers on three surfaces (float64); worst |minireg − torch| over all paths: {worst}",
-            fontsize=11,
-        )
-        caption(
+        finish(
             fig,
+            result,
+            out_dir,
+            f"All optimizers on three surfaces (float64); worst |minireg − torch| over all paths: {worst}",
             "Technique: first-order optimizers compared on ill-conditioned, curved-valley and "
             f"multimodal surfaces; {_overlay_note(torch)}; learning rates in plots/trajectories.py.",
         )
-        result.paths.append(save(fig, out_dir, result.name))
     return result
