@@ -8,12 +8,20 @@
 * hypothesis profiles: ``ci`` (derandomized, bounded; the default when ``CI=true``),
   ``dev`` (the default otherwise) and ``thorough`` (select with
   ``HYPOTHESIS_PROFILE=thorough`` or ``pytest --hypothesis-profile=thorough``).
+* errors and warnings: ``assert_same_outcome``, ``assert_same_error`` and
+  ``assert_same_warnings`` run a torch call and its minireg twin and demand the same
+  exception type and message (and warnings).  torch prints shapes as ``torch.Size([3, 4])``
+  where minireg prints NumPy's ``(3, 4)``; ``torch_text`` rewrites torch's side, and the
+  comparison is otherwise exact.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,6 +154,132 @@ def assert_close(
         equal_nan=True,
         err_msg=what,
     )
+
+
+# ---------------------------------------------------------------------------- errors, warnings
+Warned = list[tuple[type[Warning], str]]
+
+
+def torch_text(message: str) -> str:
+    """torch's message with ``torch.Size([3, 4])`` written the NumPy way, ``(3, 4)``."""
+
+    def numpy_shape(match: re.Match[str]) -> str:
+        return str(tuple(int(d) for d in match.group(1).split(",") if d.strip()))
+
+    return re.sub(r"torch\.Size\(\[([^\]]*)\]\)", numpy_shape, message)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[type[Exception], str] | None:
+    """``(type, message)`` of the exception ``call()`` raises, or None if it returns."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the type is part of what is compared
+        return type(error), str(error)
+    return None
+
+
+def recorded_warnings(call: Callable[[], Any]) -> Warned:
+    """``(category, message)`` of every warning ``call()`` emits (none filtered out)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [(w.category, str(w.message)) for w in caught]
+
+
+def _run(call: Callable[[], Any], record: bool) -> tuple[Any, Exception | None, Warned]:
+    """``call()``'s result and exception (one of them None), and its warnings when ``record``."""
+    box: list[tuple[Any, Exception | None]] = []
+
+    def run() -> None:
+        try:
+            box.append((call(), None))
+        except Exception as error:  # noqa: BLE001 - any exception is compared with torch's
+            box.append((None, error))
+
+    if record:
+        warned = recorded_warnings(run)
+    else:
+        run()
+        warned = []
+    value, error = box[0]
+    return value, error, warned
+
+
+def _unchanged(message: str) -> str:
+    return message
+
+
+def _compare_outcomes(
+    theirs: Callable[[], Any],
+    ours: Callable[[], Any],
+    what: str,
+    normalise: Callable[[str], str],
+    record: bool,
+) -> tuple[Any, Any, Exception | None, Exception | None]:
+    """Run torch's call, then minireg's, assert that the outcomes match (see
+    ``assert_same_outcome``) and return both results and both exceptions."""
+    theirs_value, theirs_error, theirs_warned = _run(theirs, record)
+    ours_value, ours_error, ours_warned = _run(ours, record)
+    expected = [(category, torch_text(message)) for category, message in theirs_warned]
+    assert ours_warned == expected, f"{what}: warnings {ours_warned} != torch's {expected}"
+    if theirs_error is None:
+        if ours_error is not None:
+            message = f"{what}: minireg raised {ours_error!r}, torch did not"
+            raise AssertionError(message) from ours_error
+    else:
+        assert ours_error is not None, f"{what}: torch raised {theirs_error!r}, minireg did not"
+        assert type(ours_error) is type(theirs_error), (
+            f"{what}: {ours_error!r} != torch's {theirs_error!r}"
+        )
+        assert normalise(str(ours_error)) == normalise(torch_text(str(theirs_error))), what
+    return theirs_value, ours_value, theirs_error, ours_error
+
+
+def assert_same_outcome(
+    theirs: Callable[[], Any],
+    ours: Callable[[], Any],
+    *,
+    what: str = "",
+    normalise: Callable[[str], str] = _unchanged,
+    compare_warnings: bool = False,
+) -> tuple[Any, Any] | None:
+    """Run torch's call, then minireg's.  If torch raises, minireg must raise the same type
+    with the same message (torch's through ``torch_text``, both through ``normalise``) and
+    None is returned; otherwise minireg must not raise either, and ``(torch's result,
+    minireg's result)`` is returned.  With ``compare_warnings``, every warning's category and
+    message (torch's through ``torch_text``) must match too, in order."""
+    theirs_value, ours_value, error, _ = _compare_outcomes(
+        theirs, ours, what, normalise, compare_warnings
+    )
+    return None if error is not None else (theirs_value, ours_value)
+
+
+def assert_same_error(
+    theirs: Callable[[], Any],
+    ours: Callable[[], Any],
+    *,
+    what: str = "",
+    normalise: Callable[[str], str] = _unchanged,
+) -> tuple[Exception, Exception]:
+    """Both calls raise, the same type with the same message (as in ``assert_same_outcome``);
+    returns (torch's exception, minireg's)."""
+    _, _, theirs_error, ours_error = _compare_outcomes(theirs, ours, what, normalise, False)
+    assert theirs_error is not None and ours_error is not None, f"{what}: torch did not raise"
+    return theirs_error, ours_error
+
+
+def assert_same_warnings(
+    theirs: Callable[[], Any], ours: Callable[[], Any], category: type[Warning] = UserWarning
+) -> tuple[Any, Any]:
+    """Both calls warn (at least one ``category`` each) with the same categories and messages
+    (torch's through ``torch_text``), in order; returns (torch's result, minireg's result)."""
+    with pytest.warns(category) as theirs_warned:
+        theirs_value = theirs()
+    with pytest.warns(category) as ours_warned:
+        ours_value = ours()
+    expected = [(w.category, torch_text(str(w.message))) for w in theirs_warned]
+    assert [(w.category, str(w.message)) for w in ours_warned] == expected
+    return theirs_value, ours_value
 
 
 # ---------------------------------------------------------------------------- strategies

@@ -11,7 +11,6 @@ absolute), so no looser bound is needed.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -22,7 +21,14 @@ from hypothesis import strategies as st
 
 import minireg
 from reference_tests.conftest import assert_close, dtypes, shapes, tolerance
-from reference_tests.optim_harness import continue_from_torch_state, run_trajectory
+from reference_tests.optim_harness import (
+    assert_construction_error_like_torch,
+    assert_constructs_like_torch,
+    check_state_dict_round_trip,
+    continue_from_torch_state,
+    invalid_values,
+    run_trajectory,
+)
 
 adagrad_kwargs = st.fixed_dictionaries(
     {
@@ -94,31 +100,20 @@ def test_adagrad_first_step_by_hand():
 
 # Each hyperparameter valid or invalid (negative, NaN): both libraries must agree on
 # whether construction fails and, if so, on the first error in torch's check order.
-invalid = st.sampled_from([-1e-3, -1.0, math.nan])
 adagrad_maybe_invalid = st.fixed_dictionaries(
     {
-        "lr": st.one_of(st.just(0.01), invalid),
-        "lr_decay": st.one_of(st.just(0.0), invalid),
-        "weight_decay": st.one_of(st.just(0.0), invalid),
-        "initial_accumulator_value": st.one_of(st.just(0.0), invalid),
-        "eps": st.one_of(st.just(1e-10), invalid),
+        "lr": st.one_of(st.just(0.01), invalid_values),
+        "lr_decay": st.one_of(st.just(0.0), invalid_values),
+        "weight_decay": st.one_of(st.just(0.0), invalid_values),
+        "initial_accumulator_value": st.one_of(st.just(0.0), invalid_values),
+        "eps": st.one_of(st.just(1e-10), invalid_values),
     }
 )
 
 
-def outcome(build):
-    try:
-        build()
-    except Exception as error:  # noqa: BLE001 - the type is part of what is compared
-        return type(error), str(error)
-    return None
-
-
 @given(kwargs=adagrad_maybe_invalid)
 def test_adagrad_errors_match_torch(kwargs):
-    theirs = outcome(lambda: torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], **kwargs))
-    ours = outcome(lambda: minireg.optim.Adagrad([minireg.Parameter(np.zeros(1))], **kwargs))
-    assert ours == theirs
+    assert_constructs_like_torch(minireg.optim.Adagrad, torch.optim.Adagrad, kwargs)
 
 
 @pytest.mark.parametrize(
@@ -133,35 +128,15 @@ def test_adagrad_errors_match_torch(kwargs):
     ],
 )
 def test_adagrad_each_error_matches_torch(kwargs, message):
-    with pytest.raises(ValueError, match=message) as theirs:
-        torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], **kwargs)
-    with pytest.raises(ValueError) as ours:
-        minireg.optim.Adagrad([minireg.Parameter(np.zeros(1))], **kwargs)
-    assert str(ours.value) == str(theirs.value)
+    assert_construction_error_like_torch(
+        minireg.optim.Adagrad, torch.optim.Adagrad, kwargs, ValueError, match=message
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adagrad_state_dict_round_trip_continues_bit_identically(dtype):
-    rng = np.random.default_rng(0)
-    params = [minireg.Parameter(rng.standard_normal(s).astype(dtype)) for s in [(3, 2), (2,), ()]]
-    opt = minireg.optim.Adagrad(params, lr=0.05, lr_decay=0.01, weight_decay=1e-3, initial_accumulator_value=0.1)
-    grads = [[np.asarray(rng.standard_normal(p.shape)).astype(dtype) for p in params] for _ in range(8)]
-    for step in grads[:4]:
-        for p, g in zip(params, step):
-            p.grad = g
-        opt.step()
-    saved = copy.deepcopy(opt.state_dict())
-    clone_params = [minireg.Parameter(p.data.copy()) for p in params]
-    clone = minireg.optim.Adagrad(clone_params, lr=1.0)
-    clone.load_state_dict(saved)
-    assert clone.param_groups[0]["lr"] == 0.05 and clone.param_groups[0]["lr_decay"] == 0.01
-    for step in grads[4:]:
-        for p, q, g in zip(params, clone_params, step):
-            p.grad, q.grad = g, g.copy()
-        opt.step()
-        clone.step()
-    for p, q in zip(params, clone_params):
-        assert q.dtype == dtype and clone.state[q]["sum"].dtype == dtype
-        assert clone.state[q]["step"].dtype == np.float32 and float(clone.state[q]["step"]) == 8.0
-        np.testing.assert_array_equal(p.data, q.data)
-        np.testing.assert_array_equal(opt.state[p]["sum"], clone.state[q]["sum"])
+    check_state_dict_round_trip(
+        minireg.optim.Adagrad,
+        dict(lr=0.05, lr_decay=0.01, weight_decay=1e-3, initial_accumulator_value=0.1),
+        dtype, steps_before=4, steps_after=4, state_keys=("step", "sum"),
+    )

@@ -24,12 +24,13 @@ well-conditioned: per-channel mean within 10 standard deviations of zero, standa
 deviations from 0.1 to 10.
 
 Error messages: torch prints shapes as ``torch.Size([2, 3])``, minireg the NumPy way,
-``(2, 3)``; ``torch_message`` rewrites the former into the latter before comparing.
+``(2, 3)``; ``conftest.torch_text`` rewrites the former into the latter before comparing.
+The helpers shared with test_instancenorm.py and test_layernorm_groupnorm.py live in
+``norm_harness.py``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,151 +43,28 @@ from hypothesis import strategies as st
 import minireg
 import minireg.nn.functional as F
 from reference_tests.conftest import (
-    TORCH_DTYPES,
     assert_close,
+    assert_same_error,
     dtypes,
     to_numpy,
     to_torch,
     tolerance,
 )
-
-# ============================================================================ shared helpers
-# (test_layernorm_groupnorm.py and test_instancenorm.py import these)
-
-
-def distribution(rng: np.random.Generator, stat_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """One well-conditioned (loc, sigma) per cell of ``stat_shape``: sigma log-uniform in
-    [0.1, 10], |loc| <= 10 sigma."""
-    sigma = np.exp(rng.uniform(np.log(0.1), np.log(10.0), stat_shape))
-    return rng.uniform(-10.0, 10.0, stat_shape) * sigma, sigma
-
-
-def well_conditioned(
-    rng: np.random.Generator,
-    shape: tuple[int, ...],
-    dtype: Any,
-    stat_shape: tuple[int, ...],
-    loc_sigma: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """``loc + sigma * N(0, 1)`` of ``shape``, with (loc, sigma) from :func:`distribution`
-    over ``stat_shape`` (which broadcasts against ``shape``) unless given."""
-    loc, sigma = distribution(rng, stat_shape) if loc_sigma is None else loc_sigma
-    return (loc + sigma * rng.standard_normal(shape)).astype(dtype)
-
-
-def affine_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A weight in [-2, 2] (so negative scales are covered) and a bias in [-2, 2]."""
-    return rng.uniform(-2.0, 2.0, shape).astype(dtype), rng.uniform(-2.0, 2.0, shape).astype(dtype)
-
-
-def scaled_tolerance(dtype: Any, device: str, scale: float) -> tuple[float, float]:
-    """``tolerance()`` with its atol multiplied by ``max(1, scale)`` (module docstring)."""
-    rtol, atol = tolerance(dtype, device)
-    return rtol, atol * max(1.0, float(scale))
-
-
-class Scales:
-    """The magnitudes the float32 roundings act on, for one forward/backward (module docstring)."""
-
-    def __init__(self, x: np.ndarray, dy: np.ndarray, invstd_max: float, weight: Any, bias: Any) -> None:
-        x_max = float(np.abs(x).max(initial=0.0))
-        dy_max = float(np.abs(dy).max(initial=0.0))
-        w_max = 1.0 if weight is None else float(np.abs(np.asarray(weight)).max(initial=0.0))
-        b_max = 0.0 if bias is None else float(np.abs(np.asarray(bias)).max(initial=0.0))
-        root_n = float(np.sqrt(x.size))
-        self.output = x_max * invstd_max * w_max + b_max
-        self.grad_input = w_max * invstd_max * dy_max * (1.0 + x_max * invstd_max)
-        self.grad_weight = dy_max * x_max * invstd_max * root_n
-        self.grad_bias = dy_max * root_n
-
-
-def max_invstd(x: np.ndarray, axes: tuple[int, ...], eps: float) -> float:
-    """The largest ``1/sqrt(var + eps)`` over the groups reduced along ``axes`` (float64)."""
-    if x.size == 0:
-        return 1.0
-    var = np.var(x.astype(np.float64), axis=axes)
-    return float(np.max(1.0 / np.sqrt(var + eps), initial=1.0))
-
-
-def torch_message(exc: BaseException) -> str:
-    """torch's message with ``torch.Size([2, 3])`` written the NumPy way, ``(2, 3)``."""
-
-    def numpy_shape(match: re.Match[str]) -> str:
-        return str(tuple(int(v) for v in match.group(1).split(",") if v.strip()))
-
-    return re.sub(r"torch\.Size\(\[([^\]]*)\]\)", numpy_shape, str(exc))
-
-
-def assert_same_error(theirs: Callable[[], Any], ours: Callable[[], Any]) -> None:
-    """Both calls raise; same exception type and the same message (shapes normalised)."""
-    with pytest.raises(Exception) as expected:
-        theirs()
-    with pytest.raises(Exception) as actual:
-        ours()
-    assert type(actual.value) is type(expected.value), (actual.value, expected.value)
-    assert str(actual.value) == torch_message(expected.value)
-
-
-def copy_affine(ours: minireg.nn.Module, theirs: torch.nn.Module, rng: np.random.Generator, device: str) -> None:
-    """Give both layers the same random weight and bias (those they have)."""
-    for name in ("weight", "bias"):
-        mine = getattr(ours, name)
-        if mine is None:
-            assert getattr(theirs, name) is None
-            continue
-        mine.data[...] = rng.uniform(-2.0, 2.0, mine.shape)
-        with torch.no_grad():
-            getattr(theirs, name).copy_(to_torch(mine.data, device))
-
-
-def compare_step(
-    ours: minireg.nn.Module,
-    theirs: torch.nn.Module,
-    x: np.ndarray,
-    dy: np.ndarray,
-    device: str,
-    invstd: float,
-    grad_scales: dict[str, float],
-    where: str,
-) -> None:
-    """One forward and backward on both; compare output, input gradient, and the
-    (accumulating) parameter gradients.  ``grad_scales`` carries the accumulated
-    weight/bias gradient scales between calls."""
-    dtype = x.dtype
-    x_t = to_torch(x, device, requires_grad=True)
-    y_t = theirs(x_t)
-    y_t.backward(to_torch(dy, device))
-    y = ours(x)
-    grad_input = ours.backward(dy)
-    weight = None if ours.weight is None else ours.weight.data
-    bias = None if ours.bias is None else ours.bias.data
-    scales = Scales(x, dy, invstd, weight, bias)
-    assert_close(y, y_t, *scaled_tolerance(dtype, device, scales.output), f"{where}: output")
-    assert_close(grad_input, x_t.grad, *scaled_tolerance(dtype, device, scales.grad_input), f"{where}: grad input")
-    grad_scales["weight"] = grad_scales.get("weight", 0.0) + scales.grad_weight
-    grad_scales["bias"] = grad_scales.get("bias", 0.0) + scales.grad_bias
-    for name in ("weight", "bias"):
-        mine = getattr(ours, name)
-        if mine is not None:
-            assert_close(
-                mine.grad, getattr(theirs, name).grad,
-                *scaled_tolerance(dtype, device, grad_scales[name]), f"{where}: {name}.grad",
-            )
-
-
-def compare_buffers(ours: minireg.nn.Module, theirs: torch.nn.Module, dtype: Any, device: str, where: str) -> None:
-    """running_mean, running_var (tolerance()) and num_batches_tracked (exactly)."""
-    for name in ("running_mean", "running_var"):
-        mine, expected = getattr(ours, name), getattr(theirs, name)
-        if expected is None:
-            assert mine is None, f"{where}: {name} should be None"
-        else:
-            assert_close(mine, expected, *tolerance(dtype, device), f"{where}: {name}")
-    if theirs.num_batches_tracked is None:
-        assert ours.num_batches_tracked is None
-    else:
-        assert_close(ours.num_batches_tracked, theirs.num_batches_tracked, 0, 0, f"{where}: num_batches_tracked")
-
+from reference_tests.norm_harness import (
+    Scales,
+    affine_values,
+    assert_module_error_like_torch,
+    compare_buffers,
+    compare_step,
+    copy_affine,
+    distribution,
+    make_twins,
+    max_invstd,
+    run_train_eval_sequence,
+    running_invstd,
+    scaled_tolerance,
+    well_conditioned,
+)
 
 # ============================================================================ batch norm
 # (module name, input shape without N and C)
@@ -216,40 +94,25 @@ def batch_norm_configs(draw: st.DrawFn) -> dict[str, Any]:
     )
 
 
-def make_twins(name: str, num_features: int, dtype: Any, device: str, **kwargs: Any) -> tuple[Any, Any]:
-    ours = getattr(minireg.nn, name)(num_features, dtype=dtype, **kwargs)
-    theirs = getattr(torch.nn, name)(num_features, device=device, dtype=TORCH_DTYPES[np.dtype(dtype)], **kwargs)
-    return ours, theirs
-
-
 @given(config=batch_norm_configs(), dtype=dtypes, seed=st.integers(0, 2**31))
 def test_batch_norm_train_eval_sequence_matches_torch(device, config, dtype, seed):
     rng = np.random.default_rng(seed)
     shape, kwargs = config["shape"], config["kwargs"]
-    ours, theirs = make_twins(config["name"], shape[1], dtype, device, **kwargs)
+    ours, theirs = make_twins(config["name"], (shape[1],), dtype, device, **kwargs)
     copy_affine(ours, theirs, rng, device)
     # one distribution per channel, the same at every step (so running statistics track it)
     loc_sigma = distribution(rng, (1, shape[1]) + (1,) * (len(shape) - 2))
     axes = (0, *range(2, len(shape)))
-    grad_scales: dict[str, float] = {}
-    for step, training in enumerate(config["modes"]):
-        ours.train(training)
-        theirs.train(training)
-        x = well_conditioned(rng, shape, dtype, (), loc_sigma)
-        dy = rng.standard_normal(shape).astype(dtype)
-        invstd = max_invstd(x, axes, kwargs["eps"])
-        if theirs.running_var is not None:  # evaluation normalises with the running variance
-            running = to_numpy(theirs.running_var).astype(np.float64)
-            invstd = max(invstd, float(np.max(1.0 / np.sqrt(running + kwargs["eps"]))))
-        compare_step(ours, theirs, x, dy, device, invstd, grad_scales, f"step {step} ({'train' if training else 'eval'})")
-        compare_buffers(ours, theirs, dtype, device, f"step {step}")
+    run_train_eval_sequence(
+        ours, theirs, rng, shape, loc_sigma, axes, config["modes"], kwargs["eps"], dtype, device
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0)])
 def test_batch_norm_empty_batch_matches_torch(device, shape, dtype):
     # torch returns an empty output, leaves the running statistics alone, but still counts the batch
-    ours, theirs = make_twins("BatchNorm1d", 3, dtype, device, momentum=None)
+    ours, theirs = make_twins("BatchNorm1d", (3,), dtype, device, momentum=None)
     dy = np.zeros(shape, dtype)
     compare_step(ours, theirs, np.zeros(shape, dtype), dy, device, 1.0, {}, "empty batch")
     compare_buffers(ours, theirs, dtype, device, "empty batch")
@@ -297,7 +160,7 @@ def test_running_variance_is_unbiased_and_normalisation_biased():
 def test_state_dict_matches_torch_and_torch_state_loads(device, dtype, track_running_stats, bias):
     rng = np.random.default_rng(3)
     kwargs = dict(track_running_stats=track_running_stats, bias=bias, momentum=None)
-    ours, theirs = make_twins("BatchNorm2d", 4, dtype, device, **kwargs)
+    ours, theirs = make_twins("BatchNorm2d", (4,), dtype, device, **kwargs)
     copy_affine(ours, theirs, rng, device)
     for step in range(3):
         x = well_conditioned(rng, (3, 4, 2, 2), dtype, (1, 4, 1, 1))
@@ -317,9 +180,7 @@ def test_state_dict_matches_torch_and_torch_state_loads(device, dtype, track_run
     x = well_conditioned(rng, (2, 4, 3, 3), dtype, (1, 4, 1, 1))
     fresh.eval()
     theirs.eval()
-    invstd = max_invstd(x, (0, 2, 3), 1e-5)
-    if theirs.running_var is not None:
-        invstd = max(invstd, float(np.max(1 / np.sqrt(to_numpy(theirs.running_var).astype(np.float64) + 1e-5))))
+    invstd = running_invstd(max_invstd(x, (0, 2, 3), 1e-5), theirs, 1e-5)
     scale = Scales(x, x, invstd, to_numpy(theirs.weight), None if theirs.bias is None else to_numpy(theirs.bias)).output
     assert_close(fresh(x), theirs(to_torch(x, device)), *scaled_tolerance(dtype, device, scale), "eval after load")
 
@@ -330,7 +191,7 @@ def test_state_dict_matches_torch_and_torch_state_loads(device, dtype, track_run
 )
 @pytest.mark.parametrize("name", ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"])
 def test_repr_and_parameters_match_torch(device, name, kwargs):
-    ours, theirs = make_twins(name, 5, np.float32, device, **kwargs)
+    ours, theirs = make_twins(name, (5,), np.float32, device, **kwargs)
     assert repr(ours) == repr(theirs)
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
     for key, value in theirs.state_dict().items():
@@ -357,19 +218,19 @@ MODULE_ERRORS = [
 
 @pytest.mark.parametrize("name, kwargs, shape, training", MODULE_ERRORS)
 def test_module_errors_match_torch_and_leave_state_alone(device, name, kwargs, shape, training):
-    ours, theirs = make_twins(name, 3, np.float64, device, **kwargs)
+    ours, theirs = make_twins(name, (3,), np.float64, device, **kwargs)
     ours.train(training)
     theirs.train(training)
     x = np.ones(shape)
     before = {key: np.array(value, copy=True) for key, value in ours.state_dict().items()}
-    assert_same_error(lambda: theirs(to_torch(x, device)), lambda: ours(x))
+    assert_module_error_like_torch(ours, theirs, x, device)
     # minireg validates before it mutates (torch has already counted the batch by then)
     for key, value in ours.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
 
 
 def test_eps_zero_is_allowed_in_evaluation(device):
-    ours, theirs = make_twins("BatchNorm1d", 3, np.float64, device, eps=0.0)
+    ours, theirs = make_twins("BatchNorm1d", (3,), np.float64, device, eps=0.0)
     ours.eval()
     theirs.eval()
     x = np.arange(12.0).reshape(4, 3)

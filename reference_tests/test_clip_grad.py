@@ -27,6 +27,9 @@ from minireg.nn.utils import (
 )
 from reference_tests.conftest import (
     assert_close,
+    assert_same_error,
+    assert_same_outcome,
+    assert_same_warnings,
     dtypes,
     random_array,
     set_grads,
@@ -37,19 +40,6 @@ from reference_tests.conftest import (
 )
 
 NORM_TYPES = [1, 2, 2.0, 3, 0.5, 2.5, math.inf, "inf", 0, -1, -0.5, -math.inf]
-
-
-def raises_like_torch(ours, theirs):
-    """Call ``theirs``; if it raises, ``ours`` must raise the same type with the same message
-    (and then ``None`` is returned), otherwise return both results."""
-    try:
-        expected = theirs()
-    except Exception as error:  # noqa: BLE001 - any torch error must be mirrored
-        with pytest.raises(type(error)) as caught:
-            ours()
-        assert str(caught.value) == str(error)
-        return None
-    return ours(), expected
 
 
 def make_twins(rng, shape_list, dtype, device, scale=1.0, none_every=0):
@@ -80,12 +70,12 @@ def clip_both(ours, theirs, max_norm_factor, norm_type, rtol, atol, what, error_
         max_norm = max_norm_factor * float(reference)
     except RuntimeError:
         max_norm = 1.0  # torch cannot take this norm: the error itself gets compared below
-    result = raises_like_torch(
-        lambda: clip_grad_norm_(ours, max_norm, norm_type, error_if_nonfinite),
+    result = assert_same_outcome(
         lambda: torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type, error_if_nonfinite),
+        lambda: clip_grad_norm_(ours, max_norm, norm_type, error_if_nonfinite),
     )
     if result is not None:
-        total_ours, total_theirs = result
+        total_theirs, total_ours = result
         assert isinstance(total_ours, np.ndarray) and total_ours.shape == ()
         assert_close(total_ours, total_theirs, rtol, atol, f"{what}: total norm")
     compare_grads(ours, theirs, rtol, atol, what)
@@ -207,11 +197,10 @@ def test_no_gradients_returns_float32_zero():
 
 
 def test_empty_generator_warns_like_torch():
-    with pytest.warns(UserWarning) as theirs:
-        torch.nn.utils.clip_grad_norm_((p for p in []), 1.0)
-    with pytest.warns(UserWarning) as ours:
-        total = clip_grad_norm_((p for p in []), 1.0)
-    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    _, total = assert_same_warnings(
+        lambda: torch.nn.utils.clip_grad_norm_((p for p in []), 1.0),
+        lambda: clip_grad_norm_((p for p in []), 1.0),
+    )
     assert total.dtype == np.float32 and total == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -233,7 +222,7 @@ def test_bad_arguments_raise_like_torch(kwargs):
     p.grad = np.array([3.0, 4.0])
     q = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
     q.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
-    assert raises_like_torch(lambda: clip_grad_norm_([p], **kwargs), lambda: torch.nn.utils.clip_grad_norm_([q], **kwargs)) is None
+    assert_same_error(lambda: torch.nn.utils.clip_grad_norm_([q], **kwargs), lambda: clip_grad_norm_([p], **kwargs))
     np.testing.assert_array_equal(p.grad, [3.0, 4.0])  # an argument error touches no gradient
 
 
@@ -253,16 +242,19 @@ def test_get_total_norm_matches_torch(device, shape_list, dtype, norm_type, nonf
     tensors = [to_torch(a, device) for a in arrays]
     rtol, atol = tolerance(dtype, device)
     for error_if_nonfinite in (False, True):
-        result = raises_like_torch(
-            lambda e=error_if_nonfinite: get_total_norm(arrays, norm_type, e),
+        result = assert_same_outcome(
             lambda e=error_if_nonfinite: torch.nn.utils.get_total_norm(tensors, norm_type, e),
+            lambda e=error_if_nonfinite: get_total_norm(arrays, norm_type, e),
         )
         if result is not None:
-            assert_close(*result, rtol, atol, f"p={norm_type!r}")
+            assert_close(result[1], result[0], rtol, atol, f"p={norm_type!r}")
     if arrays:  # a single array is one tensor, not an iterable of rows
-        result = raises_like_torch(lambda: get_total_norm(arrays[-1], norm_type), lambda: torch.nn.utils.get_total_norm(tensors[-1], norm_type))
+        result = assert_same_outcome(
+            lambda: torch.nn.utils.get_total_norm(tensors[-1], norm_type),
+            lambda: get_total_norm(arrays[-1], norm_type),
+        )
         if result is not None:
-            assert_close(*result, rtol, atol, "single array")
+            assert_close(result[1], result[0], rtol, atol, "single array")
 
 
 @given(
@@ -327,4 +319,4 @@ def test_clip_grad_value_single_parameter_and_errors(device):
     torch.nn.utils.clip_grad_value_(q, 1.0)
     assert_close(p.grad, q.grad, 0, 0, "single Parameter")
     for bad in (None, "x"):
-        assert raises_like_torch(lambda b=bad: clip_grad_value_(p, b), lambda b=bad: torch.nn.utils.clip_grad_value_(q, b)) is None
+        assert_same_error(lambda b=bad: torch.nn.utils.clip_grad_value_(q, b), lambda b=bad: clip_grad_value_(p, b))

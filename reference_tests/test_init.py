@@ -39,7 +39,15 @@ from hypothesis import strategies as st
 
 import minireg
 from minireg.nn import init
-from reference_tests.conftest import assert_close, dtypes, shapes, to_numpy
+from reference_tests.conftest import (
+    assert_close,
+    assert_same_error,
+    assert_same_outcome,
+    assert_same_warnings,
+    dtypes,
+    shapes,
+    to_numpy,
+)
 
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64, np.int64: torch.int64}
 KS_C = 2.7  # Kolmogorov-Smirnov critical constant for a level of about 1e-6
@@ -96,18 +104,6 @@ def torch_draw_arguments(monkeypatch):
         patch.setattr(torch.Tensor, "uniform_", uniform_)
         patch.setattr(torch.Tensor, "normal_", normal_)
         yield calls
-
-
-def raises_like_torch(ours, theirs):
-    """If ``theirs()`` raises, ``ours()`` must raise the same type and message."""
-    try:
-        expected = theirs()
-    except Exception as error:  # noqa: BLE001 - any torch error must be mirrored
-        with pytest.raises(type(error)) as caught:
-            ours()
-        assert str(caught.value) == str(error)
-        return None
-    return ours(), expected
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -193,19 +189,20 @@ def test_calculate_gain_equals_torch(nonlinearity, param):
     [("ReLU",), ("gelu",), ("Linear",), ("leaky_relu", True), ("leaky_relu", False), ("leaky_relu", "0.1"), ("leaky_relu", [0.1]), ("leaky_relu", 1e200)],
 )
 def test_calculate_gain_errors_match_torch(args):
-    assert raises_like_torch(lambda: init.calculate_gain(*args), lambda: torch.nn.init.calculate_gain(*args)) is None
+    assert_same_error(lambda: torch.nn.init.calculate_gain(*args), lambda: init.calculate_gain(*args))
 
 
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=5).map(tuple))
 def test_fans_equal_torch(device, shape):
     array = np.empty(shape)
-    result = raises_like_torch(
-        lambda: init.calculate_fan_in_and_fan_out(array),
+    result = assert_same_outcome(
         lambda: torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape, device=device)),
+        lambda: init.calculate_fan_in_and_fan_out(array),
     )
     if result is not None:
-        assert result[0] == result[1]
-        assert init.calculate_fan_in_and_fan_out(minireg.Parameter(array)) == result[1]
+        theirs, ours = result
+        assert ours == theirs
+        assert init.calculate_fan_in_and_fan_out(minireg.Parameter(array)) == theirs
 
 
 # ----------------------------------------------------------------------------- deterministic fills
@@ -426,11 +423,10 @@ def test_trunc_normal_wide_window_keeps_the_normal_draws():
 
 
 def test_trunc_normal_warning_matches_torch():
-    with pytest.warns(UserWarning) as theirs:
-        torch.nn.init.trunc_normal_(torch.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0)
-    with pytest.warns(UserWarning) as ours:
-        out = init.trunc_normal_(np.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0, generator=np.random.default_rng(0))
-    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    _, out = assert_same_warnings(
+        lambda: torch.nn.init.trunc_normal_(torch.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0),
+        lambda: init.trunc_normal_(np.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0, generator=np.random.default_rng(0)),
+    )
     assert np.all((out >= -2.0) & (out <= 2.0))
 
 
@@ -542,12 +538,11 @@ def test_parameter_is_filled_in_place_and_returned(name, shape, kwargs):
 @pytest.mark.parametrize("name", ["kaiming_uniform_", "kaiming_normal_"])
 @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0,)])
 def test_kaiming_zero_element_warning_matches_torch(name, shape):
-    with pytest.warns(UserWarning) as theirs:
-        getattr(torch.nn.init, name)(torch.empty(shape))
     array = np.empty(shape)
-    with pytest.warns(UserWarning) as ours:
-        assert getattr(init, name)(array) is array
-    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    _, filled = assert_same_warnings(
+        lambda: getattr(torch.nn.init, name)(torch.empty(shape)), lambda: getattr(init, name)(array)
+    )
+    assert filled is array
 
 
 @pytest.mark.parametrize("name, shape", [("uniform_", ()), ("normal_", (0,)), ("trunc_normal_", ()), ("trunc_normal_", (0, 3)), ("xavier_uniform_", (0, 3)), ("orthogonal_", (0, 4)), ("sparse_", (0, 3))])
@@ -609,7 +604,9 @@ ERRORS = [
 def test_errors_match_torch_and_leave_the_array_alone(device, name, shape, dtype, kwargs):
     array = np.full(shape, 7, dtype)
     tensor = torch.full(shape, 7, dtype=TORCH_DTYPES[dtype], device=device)
-    result = raises_like_torch(lambda: getattr(init, name)(array, **kwargs), lambda: getattr(torch.nn.init, name)(tensor, **kwargs))
+    result = assert_same_outcome(
+        lambda: getattr(torch.nn.init, name)(tensor, **kwargs), lambda: getattr(init, name)(array, **kwargs)
+    )
     if result is None:
         np.testing.assert_array_equal(array, np.full(shape, 7, dtype))
     else:  # torch accepts it (an empty array): so do we, leaving it as it is

@@ -20,16 +20,16 @@ from hypothesis import strategies as st
 
 import minireg
 import minireg.nn.functional as F
-from reference_tests.conftest import assert_close, dtypes, to_numpy, to_torch, tolerance
-from reference_tests.test_batchnorm import (
+from reference_tests.conftest import assert_close, assert_same_warnings, dtypes, to_torch, tolerance
+from reference_tests.norm_harness import (
     Scales,
-    assert_same_error,
-    compare_buffers,
-    compare_step,
+    assert_functional_error_like_torch,
+    assert_module_error_like_torch,
     copy_affine,
     distribution,
     make_twins,
     max_invstd,
+    run_train_eval_sequence,
     scaled_tolerance,
     well_conditioned,
 )
@@ -63,23 +63,14 @@ def test_instance_norm_train_eval_sequence_matches_torch(device, config, dtype, 
     rng = np.random.default_rng(seed)
     name, shape, kwargs = config["name"], config["shape"], config["kwargs"]
     channel_axis = len(shape) - SPATIAL_RANKS[name] - 1
-    ours, theirs = make_twins(name, shape[channel_axis], dtype, device, **kwargs)
+    ours, theirs = make_twins(name, (shape[channel_axis],), dtype, device, **kwargs)
     copy_affine(ours, theirs, rng, device)
     # one distribution per channel, the same at every step
     loc_sigma = distribution(rng, shape[: channel_axis + 1] + (1,) * SPATIAL_RANKS[name])
     spatial_axes = tuple(range(channel_axis + 1, len(shape)))
-    grad_scales: dict[str, float] = {}
-    for step, training in enumerate(config["modes"]):
-        ours.train(training)
-        theirs.train(training)
-        x = well_conditioned(rng, shape, dtype, (), loc_sigma)
-        dy = rng.standard_normal(shape).astype(dtype)
-        invstd = max_invstd(x, spatial_axes, kwargs["eps"])
-        if theirs.running_var is not None:  # evaluation normalises with the running variance
-            running = to_numpy(theirs.running_var).astype(np.float64)
-            invstd = max(invstd, float(np.max(1.0 / np.sqrt(running + kwargs["eps"]))))
-        compare_step(ours, theirs, x, dy, device, invstd, grad_scales, f"step {step} ({'train' if training else 'eval'})")
-        compare_buffers(ours, theirs, dtype, device, f"step {step}")
+    run_train_eval_sequence(
+        ours, theirs, rng, shape, loc_sigma, spatial_axes, config["modes"], kwargs["eps"], dtype, device
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -140,33 +131,29 @@ MODULE_ERRORS = [
 
 @pytest.mark.parametrize("name, kwargs, shape, training", MODULE_ERRORS)
 def test_module_errors_match_torch(device, name, kwargs, shape, training):
-    ours, theirs = make_twins(name, 3, np.float64, device, **kwargs)
+    ours, theirs = make_twins(name, (3,), np.float64, device, **kwargs)
     ours.train(training)
     theirs.train(training)
     x = np.ones(shape)
     if kwargs.get("track_running_stats") and not training:  # not an error: the running statistics normalise
         assert_close(ours(x), theirs(to_torch(x, device)), *tolerance(np.float64, device), "eval, one spatial value")
         return
-    assert_same_error(lambda: theirs(to_torch(x, device)), lambda: ours(x))
+    assert_module_error_like_torch(ours, theirs, x, device)
 
 
 def test_channel_mismatch_without_affine_warns_like_torch_then_uses_running_stats_sizes(device):
     # without affine, num_features is only checked by a warning ...
     for shape in [(2, 4, 5), (4, 5)]:
-        ours, theirs = make_twins("InstanceNorm1d", 3, np.float64, device)
+        ours, theirs = make_twins("InstanceNorm1d", (3,), np.float64, device)
         x = well_conditioned(np.random.default_rng(0), shape, np.float64, (1,))
-        with pytest.warns(UserWarning) as theirs_warnings:
-            expected = theirs(to_torch(x, device))
-        with pytest.warns(UserWarning) as ours_warnings:
-            actual = ours(x)
-        assert [str(w.message) for w in ours_warnings] == [str(w.message) for w in theirs_warnings]
+        expected, actual = assert_same_warnings(lambda: theirs(to_torch(x, device)), lambda: ours(x))
         assert_close(actual, expected, 1e-10, 1e-10, f"{shape}")
     # ... until running statistics of the wrong size meet the input (sizes repeated N times)
-    ours, theirs = make_twins("InstanceNorm1d", 3, np.float64, device, track_running_stats=True)
+    ours, theirs = make_twins("InstanceNorm1d", (3,), np.float64, device, track_running_stats=True)
     x = np.ones((2, 4, 5))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        assert_same_error(lambda: theirs(to_torch(x, device)), lambda: ours(x))
+        assert_module_error_like_torch(ours, theirs, x, device)
 
 
 @pytest.mark.parametrize(
@@ -188,12 +175,12 @@ def test_functional_errors_match_torch(device, shape, running, weight, use_input
         w = None if weight is None else convert(np.ones(weight))
         return module.instance_norm(convert(np.ones(shape)), *stats, w, None, use_input_stats)
 
-    assert_same_error(lambda: call(torch.nn.functional, lambda a: to_torch(a, device)), lambda: call(F, lambda a: a))
+    assert_functional_error_like_torch(call, device)
 
 
 @pytest.mark.parametrize("kwargs", [{}, dict(affine=True, track_running_stats=True, momentum=None), dict(affine=True, bias=False)])
 def test_repr_and_state_dict_match_torch(device, kwargs):
-    ours, theirs = make_twins("InstanceNorm2d", 3, np.float32, device, **kwargs)
+    ours, theirs = make_twins("InstanceNorm2d", (3,), np.float32, device, **kwargs)
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     for key, value in theirs.state_dict().items():

@@ -21,24 +21,20 @@ from hypothesis import strategies as st
 
 import minireg
 import minireg.nn.functional as F
-from reference_tests.conftest import TORCH_DTYPES, assert_close, dtypes, to_torch
-from reference_tests.test_batchnorm import (
+from reference_tests.conftest import assert_close, assert_same_error, dtypes, to_torch
+from reference_tests.norm_harness import (
     Scales,
-    assert_same_error,
+    assert_functional_error_like_torch,
+    assert_module_error_like_torch,
     compare_step,
     copy_affine,
+    make_twins,
     max_invstd,
     scaled_tolerance,
     well_conditioned,
 )
 
 small = st.integers(1, 4)
-
-
-def twins(name: str, args: tuple[Any, ...], dtype: Any, device: str, **kwargs: Any) -> tuple[Any, Any]:
-    ours = getattr(minireg.nn, name)(*args, dtype=dtype, **kwargs)
-    theirs = getattr(torch.nn, name)(*args, device=device, dtype=TORCH_DTYPES[np.dtype(dtype)], **kwargs)
-    return ours, theirs
 
 
 # ============================================================================ layer norm
@@ -53,7 +49,7 @@ def twins(name: str, args: tuple[Any, ...], dtype: Any, device: str, **kwargs: A
 )
 def test_layer_norm_matches_torch(device, leading, normalized, eps, elementwise_affine, bias, dtype, seed):
     rng = np.random.default_rng(seed)
-    ours, theirs = twins("LayerNorm", (normalized,), dtype, device, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
+    ours, theirs = make_twins("LayerNorm", (normalized,), dtype, device, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
     assert ours.normalized_shape == theirs.normalized_shape
     copy_affine(ours, theirs, rng, device)
     shape = leading + normalized
@@ -99,13 +95,13 @@ def test_layer_norm_errors_match_torch(device, normalized_shape, input_shape, we
         b = None if bias_shape is None else convert(np.ones(bias_shape))
         return module.layer_norm(convert(np.ones(input_shape)), normalized_shape, w, b)
 
-    assert_same_error(lambda: call(torch.nn.functional, lambda a: to_torch(a, device)), lambda: call(F, lambda a: a))
+    assert_functional_error_like_torch(call, device)
 
 
 @pytest.mark.parametrize("normalized_shape, input_shape", [((4,), (2, 3)), ((), (2, 3))])
 def test_layer_norm_module_errors_match_torch(device, normalized_shape, input_shape):
-    ours, theirs = twins("LayerNorm", (normalized_shape,), np.float64, device)
-    assert_same_error(lambda: theirs(to_torch(np.ones(input_shape), device)), lambda: ours(np.ones(input_shape)))
+    ours, theirs = make_twins("LayerNorm", (normalized_shape,), np.float64, device)
+    assert_module_error_like_torch(ours, theirs, np.ones(input_shape), device)
 
 
 # ============================================================================ group norm
@@ -130,7 +126,7 @@ def group_norm_configs(draw: st.DrawFn) -> dict[str, Any]:
 def test_group_norm_matches_torch(device, config, eps, affine, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     groups, shape = config["groups"], config["shape"]
-    ours, theirs = twins("GroupNorm", (groups, shape[1]), dtype, device, eps=eps, affine=affine, bias=bias)
+    ours, theirs = make_twins("GroupNorm", (groups, shape[1]), dtype, device, eps=eps, affine=affine, bias=bias)
     copy_affine(ours, theirs, rng, device)
     grad_scales: dict[str, float] = {}
     for step in range(3):  # parameter gradients accumulate across the steps
@@ -176,7 +172,7 @@ def test_group_norm_errors_match_torch(device, input_shape, num_groups, weight_s
         b = None if bias_shape is None else convert(np.ones(bias_shape))
         return module.group_norm(convert(np.ones(input_shape)), num_groups, w, b)
 
-    assert_same_error(lambda: call(torch.nn.functional, lambda a: to_torch(a, device)), lambda: call(F, lambda a: a))
+    assert_functional_error_like_torch(call, device)
 
 
 @pytest.mark.parametrize(
@@ -184,8 +180,8 @@ def test_group_norm_errors_match_torch(device, input_shape, num_groups, weight_s
     [((2, 4), {}, (2, 6)), ((2, 4), {"affine": False}, (2, 5)), ((2, 2), {}, (1, 2)), ((2, 4), {}, (4,))],
 )
 def test_group_norm_module_errors_match_torch(device, args, kwargs, input_shape):
-    ours, theirs = twins("GroupNorm", args, np.float64, device, **kwargs)
-    assert_same_error(lambda: theirs(to_torch(np.ones(input_shape), device)), lambda: ours(np.ones(input_shape)))
+    ours, theirs = make_twins("GroupNorm", args, np.float64, device, **kwargs)
+    assert_module_error_like_torch(ours, theirs, np.ones(input_shape), device)
 
 
 # ============================================================================ both
@@ -201,7 +197,7 @@ def test_group_norm_module_errors_match_torch(device, args, kwargs, input_shape)
     ],
 )
 def test_repr_parameters_and_state_dict_match_torch(device, name, args, kwargs):
-    ours, theirs = twins(name, args, np.float32, device, **kwargs)
+    ours, theirs = make_twins(name, args, np.float32, device, **kwargs)
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     for key, value in theirs.state_dict().items():

@@ -33,6 +33,8 @@ import minireg.nn as mnn
 import minireg.nn.functional as F
 from reference_tests.conftest import (
     assert_close,
+    assert_same_error,
+    assert_same_warnings,
     dtypes,
     random_array,
     shapes,
@@ -40,7 +42,6 @@ from reference_tests.conftest import (
     to_torch,
     tolerance,
 )
-from reference_tests.test_module import torch_text
 
 ALPHA = 1e-6
 KS_CRITICAL = math.sqrt(-0.5 * math.log(ALPHA / 2))  # Kolmogorov: P(sqrt(n) D > c) <= 2 exp(-2 c^2)
@@ -65,21 +66,6 @@ def with_specials(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
         picks = rng.integers(0, x.size, size=min(x.size, 5))
         flat[picks] = rng.choice(np.array([0.0, -0.0, np.inf, -np.inf, np.nan]), size=picks.size)
     return x
-
-
-def raise_both(theirs, ours) -> tuple[BaseException, BaseException]:
-    """Run both callables; both must raise.  Returns (torch's, minireg's) exception."""
-    with pytest.raises(Exception) as theirs_error:
-        theirs()
-    with pytest.raises(Exception) as ours_error:
-        ours()
-    return theirs_error.value, ours_error.value
-
-
-def assert_same_error(theirs, ours) -> None:
-    t, o = raise_both(theirs, ours)
-    assert type(o) is type(t), f"{type(o).__name__} != {type(t).__name__}: {o}"
-    assert str(o) == torch_text(str(t))
 
 
 # ============================================================================ linear
@@ -201,11 +187,7 @@ def test_linear_init_uses_the_generator_and_reset_parameters_redraws():
 
 
 def test_linear_without_inputs_features_warns_and_zeroes_bias_like_torch():
-    with pytest.warns(UserWarning) as theirs_warnings:
-        theirs = torch.nn.Linear(0, 3)
-    with pytest.warns(UserWarning) as ours_warnings:
-        ours = mnn.Linear(0, 3)
-    assert [str(w.message) for w in ours_warnings] == [str(w.message) for w in theirs_warnings]
+    theirs, ours = assert_same_warnings(lambda: torch.nn.Linear(0, 3), lambda: mnn.Linear(0, 3))
     np.testing.assert_array_equal(ours.bias.data, to_numpy(theirs.bias).astype(np.float64))
     assert ours.weight.shape == (3, 0)
     assert repr(ours) == repr(theirs)

@@ -30,15 +30,15 @@ import minireg.nn as mnn
 import minireg.nn.functional as F
 from reference_tests.conftest import (
     assert_close,
+    assert_same_error,
     dtypes,
     random_array,
     shapes,
     to_numpy,
     to_torch,
     tolerance,
+    torch_text,
 )
-from reference_tests.test_layers import assert_same_error
-from reference_tests.test_module import torch_text
 
 reductions = st.sampled_from(["none", "mean", "sum"])
 seeds = st.integers(0, 2**31 - 1)

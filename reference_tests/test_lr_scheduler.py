@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 import minireg
 import minireg.optim.lr_scheduler as M
+from reference_tests.conftest import assert_same_outcome, recorded_warnings
 
 RTOL = 1e-12
 NAN = float("nan")
@@ -117,36 +118,19 @@ def compare_schedulers(
 
 
 def run_both(ours_call: Callable[[], Any], theirs_call: Callable[[], Any], what: str) -> bool:
-    """Run both calls; warnings must match, and an exception from torch must be matched by
-    minireg (type and message).  Returns True if both raised."""
-    outcomes = []
-    for call in (ours_call, theirs_call):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                call()
-                error = None
-            except Exception as exc:  # noqa: BLE001 - any exception is compared with torch's
-                error = exc
-        outcomes.append((error, [(w.category, str(w.message)) for w in caught]))
-    (ours_error, ours_warnings), (theirs_error, theirs_warnings) = outcomes
-    assert ours_warnings == theirs_warnings, (
-        f"{what}: warnings {ours_warnings} != torch's {theirs_warnings}"
+    """``conftest.assert_same_outcome`` with warnings compared and optimizer reprs
+    normalised: warnings must match, and an exception from torch must be matched by minireg
+    (type and message).  Returns True if both raised."""
+    return (
+        assert_same_outcome(
+            theirs_call, ours_call, what=what, normalise=_normalise, compare_warnings=True
+        )
+        is None
     )
-    if theirs_error is None:
-        if ours_error is not None:
-            raise AssertionError(f"{what}: minireg raised but torch did not") from ours_error
-        return False
-    assert ours_error is not None, f"{what}: torch raised {theirs_error!r}, minireg did not"
-    assert type(ours_error) is type(theirs_error), (
-        f"{what}: {ours_error!r} vs torch {theirs_error!r}"
-    )
-    assert _normalise(str(ours_error)) == _normalise(str(theirs_error)), what
-    return True
 
 
 def _normalise(message: str) -> str:
-    # Messages that print the optimizer itself differ only in the two libraries' reprs.
+    """Messages that print the optimizer itself differ only in the two libraries' reprs."""
     return re.sub(
         r" has .*, which is different",
         " has <optimizer>, which is different",
@@ -958,20 +942,14 @@ def test_closed_form_matches_recursion(name):
 
 
 # ---------------------------------------------------------------- warnings
-def _record(call: Callable[[], Any]) -> list[tuple[type, str]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        call()
-    return [(w.category, str(w.message)) for w in caught]
-
-
 def test_warns_when_scheduler_steps_before_optimizer(device):
     ours_opt, theirs_opt = twin_optimizers(device, LRS)
     ours, theirs = M.StepLR(ours_opt, 3), T.StepLR(theirs_opt, 3)
-    ours_warnings, theirs_warnings = _record(ours.step), _record(theirs.step)
+    ours_warnings, theirs_warnings = recorded_warnings(ours.step), recorded_warnings(theirs.step)
     assert ours_warnings == theirs_warnings and len(theirs_warnings) == 1
     assert "before `optimizer.step()`" in theirs_warnings[0][1]
-    assert _record(ours.step) == _record(theirs.step) == []  # only the first step is checked
+    # only the first step is checked
+    assert recorded_warnings(ours.step) == recorded_warnings(theirs.step) == []
 
 
 def test_no_warning_in_the_right_order_with_two_schedulers(device):
@@ -980,7 +958,7 @@ def test_no_warning_in_the_right_order_with_two_schedulers(device):
     first, second = M.StepLR(ours_opt, 3), M.ExponentialLR(ours_opt, 0.9)
     assert not hasattr(ours_opt.step.__wrapped__, "_wrapped_by_lr_sched")
     ours_opt.step()
-    assert _record(first.step) == _record(second.step) == []
+    assert recorded_warnings(first.step) == recorded_warnings(second.step) == []
 
 
 def test_warns_when_optimizer_step_is_overridden(device):
@@ -988,7 +966,7 @@ def test_warns_when_optimizer_step_is_overridden(device):
     ours, theirs = M.ExponentialLR(ours_opt, 0.9), T.ExponentialLR(theirs_opt, 0.9)
     ours_opt.step = lambda closure=None: None
     theirs_opt.step = lambda closure=None: None
-    ours_warnings, theirs_warnings = _record(ours.step), _record(theirs.step)
+    ours_warnings, theirs_warnings = recorded_warnings(ours.step), recorded_warnings(theirs.step)
     assert ours_warnings == theirs_warnings and "overridden" in theirs_warnings[0][1]
 
 
@@ -998,8 +976,8 @@ def test_warns_when_get_lr_is_called_outside_step(device):
     ours_opt.step(), theirs_opt.step()
     results: dict[str, Any] = {}
     assert (
-        _record(lambda: results.setdefault("ours", ours.get_lr()))
-        == _record(lambda: results.setdefault("theirs", theirs.get_lr()))
+        recorded_warnings(lambda: results.setdefault("ours", ours.get_lr()))
+        == recorded_warnings(lambda: results.setdefault("theirs", theirs.get_lr()))
         != []
     )
     assert_lr_close(results["ours"], results["theirs"], "get_lr()")

@@ -9,14 +9,13 @@ keys, loading a torch ``state_dict`` (then forward and backward agree within
 nothing), ``to(dtype)`` and ``repr``.
 
 Error messages: torch prints shapes as ``torch.Size([4, 3])`` where minireg prints
-``(4, 3)``; :func:`torch_text` maps the former to the latter, and the comparison is
+``(4, 3)``; ``conftest.torch_text`` maps the former to the latter, and the comparison is
 otherwise exact.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,18 +26,7 @@ import torch
 import minireg
 import minireg.nn as mnn
 from minireg.parameter import accumulate_grad
-from reference_tests.conftest import assert_close, to_numpy, to_torch, tolerance
-
-
-def torch_text(message: str) -> str:
-    """torch's message with ``torch.Size([a, b])`` written as NumPy's ``(a, b)``."""
-
-    def shape(match: re.Match[str]) -> str:
-        inner = match.group(1)
-        dims = tuple(int(d) for d in inner.split(",")) if inner.strip() else ()
-        return str(dims)
-
-    return re.sub(r"torch\.Size\(\[([^\]]*)\]\)", shape, message)
+from reference_tests.conftest import assert_close, assert_same_error, to_numpy, to_torch, tolerance
 
 
 # ---------------------------------------------------------------------------- models
@@ -172,11 +160,8 @@ def test_train_eval_propagate_like_torch():
     assert ours.train(False) is ours
     theirs.train(False)
     assert flags(ours) == flags(theirs)
-    with pytest.raises(ValueError) as theirs_error:
-        theirs.train("yes")
-    with pytest.raises(ValueError) as ours_error:
-        ours.train("yes")
-    assert str(ours_error.value) == str(theirs_error.value)
+    theirs_error, _ = assert_same_error(lambda: theirs.train("yes"), lambda: ours.train("yes"))
+    assert isinstance(theirs_error, ValueError)
     assert flags(ours) == flags(theirs)  # the rejected call changed nothing
 
 
@@ -280,12 +265,12 @@ def corrupted(state: dict[str, Any], *faults: str) -> dict[str, Any]:
 def test_load_state_dict_errors_match_torch_and_write_nothing(faults):
     ours, theirs = twins("mlp")
     source = mlp(torch.nn).state_dict()  # other values than both models hold
-    with pytest.raises(RuntimeError) as theirs_error:
-        theirs.load_state_dict(corrupted(source, *faults))
     before = copy.deepcopy({k: v.copy() for k, v in ours.state_dict().items()})
-    with pytest.raises(RuntimeError) as ours_error:
-        ours.load_state_dict(corrupted({k: to_numpy(v) for k, v in source.items()}, *faults))
-    assert str(ours_error.value) == torch_text(str(theirs_error.value))
+    theirs_error, _ = assert_same_error(
+        lambda: theirs.load_state_dict(corrupted(source, *faults)),
+        lambda: ours.load_state_dict(corrupted({k: to_numpy(v) for k, v in source.items()}, *faults)),
+    )
+    assert isinstance(theirs_error, RuntimeError)
     for key, value in ours.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=f"{key} changed by a failed load")
 

@@ -23,17 +23,19 @@ from hypothesis import strategies as st
 
 import minireg
 from reference_tests.conftest import dtypes, set_grads, twin_parameters
-from reference_tests.optim_harness import continue_from_torch_state, run_trajectory
-from reference_tests.test_adam import (
+from reference_tests.optim_harness import (
     assert_bitwise_without_fma,
+    assert_construction_error_like_torch,
     assert_groups_match_torch,
-    assert_same_error,
     assert_state_layout_matches_torch,
     check_state_dict_round_trip,
     check_torch_continues_from_minireg_state,
+    continue_from_torch_state,
     grad_scales,
     no_cancelling_denominator,
     resume_both_from_torch_state,
+    run_fixed_trajectory,
+    run_scaled_trajectory,
     shape_lists,
 )
 
@@ -62,17 +64,8 @@ nadam_kwargs = st.fixed_dictionaries(
     grad_scale=grad_scales,
 )
 def test_nadam_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed, grad_scale):
-    run_trajectory(
-        minireg.optim.NAdam,
-        torch.optim.NAdam,
-        kwargs,
-        shape_list,
-        dtype,
-        device,
-        seed,
-        steps=20,
-        grad_scale=grad_scale,
-        tolerance_scale=max(1.0, grad_scale),
+    run_scaled_trajectory(
+        minireg.optim.NAdam, torch.optim.NAdam, kwargs, shape_list, dtype, device, seed, grad_scale
     )
 
 
@@ -80,16 +73,7 @@ def test_nadam_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed,
 @pytest.mark.parametrize("maximize, decoupled", list(itertools.product([False, True], repeat=2)))
 def test_nadam_every_option_combination_matches_torch(device, dtype, maximize, decoupled):
     kwargs = dict(lr=0.05, weight_decay=0.1, maximize=maximize, decoupled_weight_decay=decoupled)
-    run_trajectory(
-        minireg.optim.NAdam,
-        torch.optim.NAdam,
-        kwargs,
-        [(5, 3), (), (0,)],
-        dtype,
-        device,
-        seed=7,
-        steps=20,
-    )
+    run_fixed_trajectory(minireg.optim.NAdam, torch.optim.NAdam, kwargs, dtype, device)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -224,7 +208,7 @@ def test_nadam_state_layout_matches_torch():
     ],
 )
 def test_nadam_errors_match_torch(kwargs):
-    assert_same_error(minireg.optim.NAdam, torch.optim.NAdam, kwargs)
+    assert_construction_error_like_torch(minireg.optim.NAdam, torch.optim.NAdam, kwargs)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -236,14 +220,13 @@ def test_nadam_errors_match_torch(kwargs):
     ],
 )
 def test_nadam_state_dict_round_trip_continues_bit_identically(dtype, kwargs):
-    check_state_dict_round_trip(minireg.optim.NAdam, kwargs, dtype)
+    keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+    check_state_dict_round_trip(minireg.optim.NAdam, kwargs, dtype, state_keys=keys)
 
 
 def test_nadam_operation_order_is_torchs_bit_for_bit(device):
-    # See test_adam.bitwise_trajectory_mismatches: exact agreement without FMA pins the
+    # See optim_harness.bitwise_trajectory_mismatches: exact agreement without FMA pins the
     # order of operations, e.g. the division by (1 - beta2^t) inside the sqrt.
-    if device != "cpu":
-        pytest.skip("the operation-order check is about torch's CPU kernels")
     assert_bitwise_without_fma(
         [
             ("NAdam", dict(lr=0.05, betas=(0.1, 0.999), momentum_decay=0.1, weight_decay=0.1)),
@@ -258,5 +241,6 @@ def test_nadam_operation_order_is_torchs_bit_for_bit(device):
                     maximize=True,
                 ),
             ),
-        ]
+        ],
+        device,
     )

@@ -21,7 +21,14 @@ from torch.optim.optimizer import required as torch_required
 import minireg
 from minireg.optim.optimizer import TORCH_ONLY_KEYS
 from minireg.optim.optimizer import required as minireg_required
-from reference_tests.conftest import assert_close, to_torch, tolerance, twin_parameters
+from reference_tests.conftest import (
+    assert_close,
+    assert_same_warnings,
+    outcome,
+    to_torch,
+    tolerance,
+    twin_parameters,
+)
 from reference_tests.optim_harness import torch_state_dict_as_numpy
 
 SHAPES = [(3, 2), (4,), (), (2, 2)]
@@ -30,15 +37,6 @@ SHAPES = [(3, 2), (4,), (), (2, 2)]
 def twins(device: str = "cpu", dtype: type = np.float64, shapes=SHAPES):
     rng = np.random.default_rng(0)
     return twin_parameters([np.asarray(rng.standard_normal(s)).astype(dtype) for s in shapes], device)
-
-
-def raised(build):
-    """``(type, message)`` of what ``build()`` raises, or None."""
-    try:
-        build()
-    except Exception as error:  # noqa: BLE001 - the type is part of what is compared
-        return type(error), str(error)
-    return None
 
 
 def public_keys(group: dict) -> list[str]:
@@ -52,21 +50,21 @@ def public_group(group: dict) -> dict:
 # ------------------------------------------------------------------------- construction
 def test_bare_parameter_is_rejected_like_torch():
     ours_p, theirs_p = twins()
-    ours = raised(lambda: minireg.optim.SGD(ours_p[0]))
-    theirs = raised(lambda: torch.optim.SGD(theirs_p[0]))
+    ours = outcome(lambda: minireg.optim.SGD(ours_p[0]))
+    theirs = outcome(lambda: torch.optim.SGD(theirs_p[0]))
     assert ours[0] is theirs[0] is TypeError
     # Same text up to the type's name, which necessarily differs between the libraries.
     prefix = "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
     assert theirs[1] == prefix + "torch.DoubleTensor"
     assert ours[1] == prefix + "minireg.parameter.Parameter"
     # minireg's tensors are ndarrays: a bare ndarray is refused the same way.
-    assert raised(lambda: minireg.optim.SGD(np.zeros(3))) == (TypeError, prefix + "numpy.ndarray")
+    assert outcome(lambda: minireg.optim.SGD(np.zeros(3))) == (TypeError, prefix + "numpy.ndarray")
 
 
 def test_set_in_a_param_group_is_rejected_like_torch():
     ours_p, theirs_p = twins()
-    ours = raised(lambda: minireg.optim.SGD([{"params": set(ours_p)}]))
-    theirs = raised(lambda: torch.optim.SGD([{"params": set(theirs_p)}]))
+    ours = outcome(lambda: minireg.optim.SGD([{"params": set(ours_p)}]))
+    theirs = outcome(lambda: torch.optim.SGD([{"params": set(theirs_p)}]))
     assert ours == theirs and ours[0] is TypeError
     # As in torch, a set given directly as `params` is list()ed first, so it is accepted.
     assert len(minireg.optim.SGD(set(ours_p)).param_groups[0]["params"]) == len(SHAPES)
@@ -75,25 +73,24 @@ def test_set_in_a_param_group_is_rejected_like_torch():
 
 @pytest.mark.parametrize("empty", [list, lambda: iter(())])
 def test_empty_parameter_list_is_rejected_like_torch(empty):
-    ours = raised(lambda: minireg.optim.SGD(empty()))
-    theirs = raised(lambda: torch.optim.SGD(empty()))
+    ours = outcome(lambda: minireg.optim.SGD(empty()))
+    theirs = outcome(lambda: torch.optim.SGD(empty()))
     assert ours == theirs == (ValueError, "optimizer got an empty parameter list")
 
 
 def test_non_parameter_in_params_is_rejected_like_torch():
     for bad in (1.5, "w", np.zeros(2)):
-        ours = raised(lambda bad=bad: minireg.optim.SGD([bad]))
-        theirs = raised(lambda bad=bad: torch.optim.SGD([bad]))
+        ours = outcome(lambda bad=bad: minireg.optim.SGD([bad]))
+        theirs = outcome(lambda bad=bad: torch.optim.SGD([bad]))
         assert ours == theirs and ours[0] is TypeError
 
 
 def test_duplicate_parameter_in_a_group_warns_like_torch():
     ours_p, theirs_p = twins()
-    with pytest.warns(UserWarning) as ours:
-        minireg.optim.SGD([ours_p[0], ours_p[1], ours_p[0]])
-    with pytest.warns(UserWarning) as theirs:
-        torch.optim.SGD([theirs_p[0], theirs_p[1], theirs_p[0]])
-    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    assert_same_warnings(
+        lambda: torch.optim.SGD([theirs_p[0], theirs_p[1], theirs_p[0]]),
+        lambda: minireg.optim.SGD([ours_p[0], ours_p[1], ours_p[0]]),
+    )
 
 
 @pytest.mark.parametrize("via_add_param_group", [False, True])
@@ -106,15 +103,15 @@ def test_parameter_in_two_groups_is_rejected_like_torch(via_add_param_group):
             cls([{"params": p[:2]}, {"params": [p[2], p[0]]}])
 
     ours_p, theirs_p = twins()
-    ours = raised(lambda: build(minireg.optim.SGD, ours_p))
-    theirs = raised(lambda: build(torch.optim.SGD, theirs_p))
+    ours = outcome(lambda: build(minireg.optim.SGD, ours_p))
+    theirs = outcome(lambda: build(torch.optim.SGD, theirs_p))
     assert ours == theirs == (ValueError, "some parameters appear in more than one parameter group")
 
 
 def test_required_hyperparameter_like_torch():
     ours_p, theirs_p = twins()
-    ours = raised(lambda: minireg.optim.Optimizer([{"params": ours_p}], {"lr": minireg_required}))
-    theirs = raised(lambda: torch.optim.Optimizer([{"params": theirs_p}], {"lr": torch_required}))
+    ours = outcome(lambda: minireg.optim.Optimizer([{"params": ours_p}], {"lr": minireg_required}))
+    theirs = outcome(lambda: torch.optim.Optimizer([{"params": theirs_p}], {"lr": torch_required}))
     assert ours == theirs and ours[0] is ValueError
 
 
@@ -136,8 +133,8 @@ def test_named_parameters_give_param_names_like_torch():
         lambda cls, p: cls([{"params": [p[0]]}, {"params": [("b", p[1])]}]),
     ]
     for build in mixed:
-        ours_error = raised(lambda build=build: build(minireg.optim.RMSprop, ours_p))
-        theirs_error = raised(lambda build=build: build(torch.optim.RMSprop, theirs_p))
+        ours_error = outcome(lambda build=build: build(minireg.optim.RMSprop, ours_p))
+        theirs_error = outcome(lambda build=build: build(torch.optim.RMSprop, theirs_p))
         assert ours_error == theirs_error and ours_error[0] is ValueError
 
 
@@ -167,8 +164,8 @@ def test_add_param_group_fills_defaults_like_torch(cls_pair, kwargs, group):
 
 def test_add_param_group_rejects_a_non_dict_like_torch():
     ours_p, theirs_p = twins()
-    ours = raised(lambda: minireg.optim.SGD(ours_p[:1]).add_param_group(ours_p[1:]))
-    theirs = raised(lambda: torch.optim.SGD(theirs_p[:1]).add_param_group(theirs_p[1:]))
+    ours = outcome(lambda: minireg.optim.SGD(ours_p[:1]).add_param_group(ours_p[1:]))
+    theirs = outcome(lambda: torch.optim.SGD(theirs_p[:1]).add_param_group(theirs_p[1:]))
     assert ours == theirs and ours[0] is TypeError
 
 
@@ -274,13 +271,13 @@ def test_load_state_dict_group_count_and_size_errors_like_torch():
     ours, theirs = minireg.optim.SGD(ours_p[:2], momentum=0.9), torch.optim.SGD(theirs_p[:2], momentum=0.9)
     two_groups_ours = minireg.optim.SGD([{"params": ours_p[:1]}, {"params": ours_p[1:2]}], momentum=0.9)
     two_groups_theirs = torch.optim.SGD([{"params": theirs_p[:1]}, {"params": theirs_p[1:2]}], momentum=0.9)
-    ours_error = raised(lambda: ours.load_state_dict(two_groups_ours.state_dict()))
-    theirs_error = raised(lambda: theirs.load_state_dict(two_groups_theirs.state_dict()))
+    ours_error = outcome(lambda: ours.load_state_dict(two_groups_ours.state_dict()))
+    theirs_error = outcome(lambda: theirs.load_state_dict(two_groups_theirs.state_dict()))
     assert ours_error == theirs_error == (ValueError, "loaded state dict has a different number of parameter groups")
 
     three_ours, three_theirs = minireg.optim.SGD(ours_p[:3]), torch.optim.SGD(theirs_p[:3])
-    ours_error = raised(lambda: ours.load_state_dict(three_ours.state_dict()))
-    theirs_error = raised(lambda: theirs.load_state_dict(three_theirs.state_dict()))
+    ours_error = outcome(lambda: ours.load_state_dict(three_ours.state_dict()))
+    theirs_error = outcome(lambda: theirs.load_state_dict(three_theirs.state_dict()))
     assert ours_error == theirs_error
     assert ours_error == (
         ValueError,

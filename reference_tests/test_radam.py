@@ -13,6 +13,7 @@ is in fact harmless here, but the draws are kept alike).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,19 +24,18 @@ from hypothesis import strategies as st
 import minireg
 from reference_tests.conftest import dtypes, set_grads, tolerance, twin_parameters
 from reference_tests.optim_harness import (
-    compare_optimizer_state,
-    continue_from_torch_state,
-    run_trajectory,
-)
-from reference_tests.test_adam import (
     assert_bitwise_without_fma,
+    assert_construction_error_like_torch,
     assert_groups_match_torch,
-    assert_same_error,
     assert_state_layout_matches_torch,
     check_state_dict_round_trip,
     check_torch_continues_from_minireg_state,
+    compare_optimizer_state,
+    continue_from_torch_state,
     grad_scales,
     no_cancelling_denominator,
+    run_fixed_trajectory,
+    run_scaled_trajectory,
     shape_lists,
 )
 
@@ -69,17 +69,8 @@ def rho(t: int, beta2: float) -> float:
     grad_scale=grad_scales,
 )
 def test_radam_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed, grad_scale):
-    run_trajectory(
-        minireg.optim.RAdam,
-        torch.optim.RAdam,
-        kwargs,
-        shape_list,
-        dtype,
-        device,
-        seed,
-        steps=20,
-        grad_scale=grad_scale,
-        tolerance_scale=max(1.0, grad_scale),
+    run_scaled_trajectory(
+        minireg.optim.RAdam, torch.optim.RAdam, kwargs, shape_list, dtype, device, seed, grad_scale
     )
 
 
@@ -87,16 +78,7 @@ def test_radam_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed,
 @pytest.mark.parametrize("maximize, decoupled", list(itertools.product([False, True], repeat=2)))
 def test_radam_every_option_combination_matches_torch(device, dtype, maximize, decoupled):
     kwargs = dict(lr=0.05, weight_decay=0.1, maximize=maximize, decoupled_weight_decay=decoupled)
-    run_trajectory(
-        minireg.optim.RAdam,
-        torch.optim.RAdam,
-        kwargs,
-        [(5, 3), (), (0,)],
-        dtype,
-        device,
-        seed=7,
-        steps=20,
-    )
+    run_fixed_trajectory(minireg.optim.RAdam, torch.optim.RAdam, kwargs, dtype, device)
 
 
 def unrectified(
@@ -111,27 +93,46 @@ def unrectified(
     return out
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_radam_switches_to_rectified_steps_after_step_5(device, dtype):
-    # Default betas: rho_t is 1.0, 2.0, 3.0, 4.0, 4.996 for t = 1..5 and 5.994 at t = 6.
-    assert max(rho(t, 0.999) for t in range(1, 6)) <= 5 < rho(6, 0.999)
-    rng = np.random.default_rng(5)
+def beside_torch(
+    device: str,
+    dtype: type,
+    seed: int,
+    shape: tuple[int, ...] | int,
+    steps: int,
+    lr: float,
+    betas: tuple[float, float] | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """RAdam beside torch's from the same random start and gradients (torch's default betas
+    unless given), compared after every step; yields ``(t, minireg's parameter, the
+    unrectified update's parameter)`` for the caller's check of step ``t``."""
+    rng = np.random.default_rng(seed)
     rtol, atol = tolerance(dtype, device)
-    p0 = rng.standard_normal((4, 3)).astype(dtype)
-    grads = [rng.standard_normal((4, 3)).astype(dtype) for _ in range(10)]
+    p0 = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(steps)]
+    kwargs = dict(lr=lr) if betas is None else dict(lr=lr, betas=betas)
     ours_params, theirs_params = twin_parameters([p0], device)
-    ours = minireg.optim.RAdam(ours_params, lr=0.1)
-    theirs = torch.optim.RAdam(theirs_params, lr=0.1)
-    plain = unrectified(p0.astype(np.float64), [g.astype(np.float64) for g in grads], 0.1, 0.9)
+    ours = minireg.optim.RAdam(ours_params, **kwargs)
+    theirs = torch.optim.RAdam(theirs_params, **kwargs)
+    beta1 = 0.9 if betas is None else betas[0]
+    plain = unrectified(p0.astype(np.float64), [g.astype(np.float64) for g in grads], lr, beta1)
     for t, g in enumerate(grads, start=1):
         set_grads(ours_params, theirs_params, [g], device)
         ours.step()
         theirs.step()
         compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"step {t}")
+        yield t, ours_params[0].data, plain[t - 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_radam_switches_to_rectified_steps_after_step_5(device, dtype):
+    # Default betas: rho_t is 1.0, 2.0, 3.0, 4.0, 4.996 for t = 1..5 and 5.994 at t = 6.
+    assert max(rho(t, 0.999) for t in range(1, 6)) <= 5 < rho(6, 0.999)
+    rtol, atol = tolerance(dtype, device)
+    for t, param, plain in beside_torch(device, dtype, 5, (4, 3), 10, lr=0.1):
         if t <= 5:
-            np.testing.assert_allclose(ours_params[0].data, plain[t - 1], rtol=rtol, atol=atol)
+            np.testing.assert_allclose(param, plain, rtol=rtol, atol=atol)
         else:  # rectified: the adaptive step leaves plain momentum SGD far beyond tolerance
-            assert np.abs(ours_params[0].data - plain[t - 1]).max() > 1e-3
+            assert np.abs(param - plain).max() > 1e-3
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -139,22 +140,9 @@ def test_radam_switches_to_rectified_steps_after_step_5(device, dtype):
 def test_radam_never_rectifies_when_rho_stays_at_most_5(device, dtype, betas):
     # beta2 <= 0.6 gives rho_inf = 2/(1-beta2) - 1 <= 4 (rho_t < rho_inf): no adaptive step ever.
     assert max(rho(t, betas[1]) for t in range(1, 31)) <= 5
-    rng = np.random.default_rng(6)
     rtol, atol = tolerance(dtype, device)
-    p0 = rng.standard_normal(5).astype(dtype)
-    grads = [rng.standard_normal(5).astype(dtype) for _ in range(30)]
-    ours_params, theirs_params = twin_parameters([p0], device)
-    ours = minireg.optim.RAdam(ours_params, lr=0.05, betas=betas)
-    theirs = torch.optim.RAdam(theirs_params, lr=0.05, betas=betas)
-    plain = unrectified(
-        p0.astype(np.float64), [g.astype(np.float64) for g in grads], 0.05, betas[0]
-    )
-    for t, g in enumerate(grads, start=1):
-        set_grads(ours_params, theirs_params, [g], device)
-        ours.step()
-        theirs.step()
-        compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"step {t}")
-        np.testing.assert_allclose(ours_params[0].data, plain[t - 1], rtol=rtol, atol=atol)
+    for _, param, plain in beside_torch(device, dtype, 6, 5, 30, lr=0.05, betas=betas):
+        np.testing.assert_allclose(param, plain, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -163,22 +151,11 @@ def test_radam_threshold_is_strict(device, dtype):
     # so step 6 must still be unrectified (rho_t > 5 is strict) and step 7 rectified.
     betas = (0.9, 0.8397685748659791)
     assert rho(6, betas[1]) == 5.0 and rho(7, betas[1]) > 5
-    rng = np.random.default_rng(9)
     rtol, atol = tolerance(dtype, device)
-    p0 = rng.standard_normal(6).astype(dtype)
-    grads = [rng.standard_normal(6).astype(dtype) for _ in range(8)]
-    ours_params, theirs_params = twin_parameters([p0], device)
-    ours = minireg.optim.RAdam(ours_params, lr=0.1, betas=betas)
-    theirs = torch.optim.RAdam(theirs_params, lr=0.1, betas=betas)
-    plain = unrectified(p0.astype(np.float64), [g.astype(np.float64) for g in grads], 0.1, betas[0])
-    for t, g in enumerate(grads, start=1):
-        set_grads(ours_params, theirs_params, [g], device)
-        ours.step()
-        theirs.step()
-        compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"step {t}")
+    for t, param, plain in beside_torch(device, dtype, 9, 6, 8, lr=0.1, betas=betas):
         if t <= 6:
-            np.testing.assert_allclose(ours_params[0].data, plain[t - 1], rtol=rtol, atol=atol)
-    assert np.abs(ours_params[0].data - plain[-1]).max() > 1e-3
+            np.testing.assert_allclose(param, plain, rtol=rtol, atol=atol)
+    assert t == 8 and np.abs(param - plain).max() > 1e-3
 
 
 def test_radam_steps_by_hand_across_the_switch():
@@ -277,7 +254,7 @@ def test_radam_state_layout_matches_torch():
     ],
 )
 def test_radam_errors_match_torch(kwargs):
-    assert_same_error(minireg.optim.RAdam, torch.optim.RAdam, kwargs)
+    assert_construction_error_like_torch(minireg.optim.RAdam, torch.optim.RAdam, kwargs)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -289,14 +266,13 @@ def test_radam_errors_match_torch(kwargs):
     ],
 )
 def test_radam_state_dict_round_trip_continues_bit_identically(dtype, kwargs):
-    check_state_dict_round_trip(minireg.optim.RAdam, kwargs, dtype)
+    keys = ("step", "exp_avg", "exp_avg_sq")
+    check_state_dict_round_trip(minireg.optim.RAdam, kwargs, dtype, state_keys=keys)
 
 
 def test_radam_operation_order_is_torchs_bit_for_bit(device):
-    # See test_adam.bitwise_trajectory_mismatches: exact agreement without FMA pins the
+    # See optim_harness.bitwise_trajectory_mismatches: exact agreement without FMA pins the
     # order of operations, e.g. torch's `scalar / tensor` = reciprocal(tensor) * scalar.
-    if device != "cpu":
-        pytest.skip("the operation-order check is about torch's CPU kernels")
     assert_bitwise_without_fma(
         [
             ("RAdam", dict(lr=0.05)),
@@ -311,5 +287,6 @@ def test_radam_operation_order_is_torchs_bit_for_bit(device):
                     decoupled_weight_decay=True,
                 ),
             ),
-        ]
+        ],
+        device,
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +10,12 @@ from hypothesis import strategies as st
 
 import minireg
 from reference_tests.conftest import dtypes, shapes
-from reference_tests.optim_harness import continue_from_torch_state, run_trajectory
+from reference_tests.optim_harness import (
+    assert_construction_error_like_torch,
+    check_state_dict_round_trip,
+    continue_from_torch_state,
+    run_trajectory,
+)
 
 sgd_kwargs = st.fixed_dictionaries(
     {
@@ -58,33 +61,14 @@ def test_first_momentum_step_is_the_raw_gradient():
     ],
 )
 def test_sgd_errors_match_torch(kwargs, message):
-    with pytest.raises(ValueError, match=message) as theirs:
-        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], **kwargs)
-    with pytest.raises(ValueError) as ours:
-        minireg.optim.SGD([minireg.Parameter(np.zeros(1))], **kwargs)
-    assert str(ours.value) == str(theirs.value)
+    assert_construction_error_like_torch(
+        minireg.optim.SGD, torch.optim.SGD, kwargs, ValueError, match=message
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sgd_state_dict_round_trip_continues_bit_identically(dtype):
-    rng = np.random.default_rng(0)
-    params = [minireg.Parameter(rng.standard_normal(s).astype(dtype)) for s in [(3, 2), (2,)]]
-    opt = minireg.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3)
-    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in params] for _ in range(8)]
-    for step in grads[:4]:
-        for p, g in zip(params, step):
-            p.grad = g
-        opt.step()
-    saved = copy.deepcopy(opt.state_dict())
-    clone_params = [minireg.Parameter(p.data.copy()) for p in params]
-    clone = minireg.optim.SGD(clone_params, lr=1.0)
-    clone.load_state_dict(saved)
-    assert clone.param_groups[0]["lr"] == 0.05 and clone.param_groups[0]["momentum"] == 0.9
-    for step in grads[4:]:
-        for p, q, g in zip(params, clone_params, step):
-            p.grad, q.grad = g, g.copy()
-        opt.step()
-        clone.step()
-    for p, q in zip(params, clone_params):
-        assert q.dtype == dtype and clone.state[q]["momentum_buffer"].dtype == dtype
-        np.testing.assert_array_equal(p.data, q.data)
+    check_state_dict_round_trip(
+        minireg.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=1e-3), dtype,
+        shape_list=[(3, 2), (2,)], steps_before=4, steps_after=4, state_keys=("momentum_buffer",),
+    )
