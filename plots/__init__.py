@@ -1,6 +1,8 @@
 """The minireg gallery: figures that show each technique, minireg and torch side by side.
 
-``python -m plots`` draws every figure below into ``figures/``; see ``python -m plots --help``.
+``python -m plots`` draws every figure in :data:`FIGURES` into ``figures/``; see
+``python -m plots --help``.  The figures in :data:`OPT_IN` (benchmarks: slow, and their
+numbers depend on the machine) are drawn only when named, e.g. ``python -m plots speed``.
 Each figure is a function ``draw(out_dir, quick=False) -> FigureResult`` in its own module,
 registered here by name with a one-line description.  Figure modules are imported only
 when drawn, so one figure's missing dependency never stops the others.
@@ -8,7 +10,7 @@ when drawn, so one figure's missing dependency never stops the others.
 
 from __future__ import annotations
 
-__all__ = ["FIGURES", "GROUPS", "resolve_names"]
+__all__ = ["FIGURES", "GROUPS", "OPT_IN", "resolve_names"]
 
 # name -> (module, function, one-line description), in drawing order.
 FIGURES: dict[str, tuple[str, str, str]] = {
@@ -58,6 +60,14 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     ),
 }  # fmt: skip
 
+# Opt-in figures: same layout as FIGURES, drawn only when named (never by a bare run).
+OPT_IN: dict[str, tuple[str, str, str]] = {
+    "speed": (
+        "plots.speed", "draw",
+        "benchmark: minireg vs torch default/foreach/fused step times, clipping, norms, dropout",
+    ),
+}  # fmt: skip
+
 # Family names that stand for several figures on the command line.
 GROUPS: dict[str, list[str]] = {
     "trajectories": [name for name in FIGURES if name.startswith("trajectories_")],
@@ -65,14 +75,17 @@ GROUPS: dict[str, list[str]] = {
 
 
 def resolve_names(names: list[str]) -> tuple[list[str], list[str]]:
-    """Expand group names; returns ``(figure names in drawing order, unknown names)``."""
+    """Expand group names; returns ``(figure names in drawing order, unknown names)``.
+
+    Opt-in figures are accepted by name and drawn after the default ones.
+    """
     wanted: set[str] = set()
     unknown: list[str] = []
     for name in names:
-        if name in FIGURES:
+        if name in FIGURES or name in OPT_IN:
             wanted.add(name)
         elif name in GROUPS:
             wanted.update(GROUPS[name])
         else:
             unknown.append(name)
-    return [name for name in FIGURES if name in wanted], unknown
+    return [name for name in [*FIGURES, *OPT_IN] if name in wanted], unknown

@@ -1,7 +1,9 @@
 """``python -m plots [NAME ...] [--out DIR] [--quick] [--list]``: draw the gallery.
 
-With no names, every figure is drawn into ``figures/``.  One line per figure: name, PNG
-path, seconds, and for comparison figures the worst ``|minireg - torch|`` it shows.
+With no names, every default figure is drawn into ``figures/``; opt-in figures (marked
+so in ``--list``, e.g. the ``speed`` benchmark) are drawn only when named.  One line per
+figure: name, PNG path, seconds, and for comparison figures the worst
+``|minireg - torch|`` it shows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from plots import FIGURES, GROUPS, resolve_names
+from plots import FIGURES, GROUPS, OPT_IN, resolve_names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Draw the minireg gallery (PNG files), comparing minireg with torch.",
     )
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help="figures to draw (default: all); see --list"
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="figures to draw (default: all but the opt-in ones); see --list",
     )
     parser.add_argument(
         "--out",
@@ -54,9 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
-    width = max(map(len, [*FIGURES, *GROUPS]))
+    width = max(map(len, [*FIGURES, *OPT_IN, *GROUPS]))
     for name, (_, _, description) in FIGURES.items():
         print(f"{name:<{width}}  {description}")
+    for name, (_, _, description) in OPT_IN.items():
+        print(f"{name:<{width}}  (opt-in: drawn only when named) {description}")
     for name, members in GROUPS.items():
         print(f"{name:<{width}}  (group) {', '.join(members)}")
 
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names, unknown = resolve_names(args.names or list(FIGURES))
     if unknown:
-        choices = ", ".join([*FIGURES, *GROUPS])
+        choices = ", ".join([*FIGURES, *OPT_IN, *GROUPS])
         print(
             f"python -m plots: unknown figure name(s): {', '.join(unknown)}\n"
             f"choose from: {choices} (or run with --list)",
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     start = time.perf_counter()
     for name in names:
-        module_name, function_name, _ = FIGURES[name]
+        module_name, function_name, _ = FIGURES[name] if name in FIGURES else OPT_IN[name]
         began = time.perf_counter()
         try:
             draw = getattr(importlib.import_module(module_name), function_name)

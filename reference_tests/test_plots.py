@@ -12,6 +12,10 @@ The command line is tested in subprocesses: an unknown figure name is rejected w
 message and a non-zero exit (no traceback), ``--list`` lists every figure, and without
 torch the figures that can draw minireg alone still do while the dashboard says why it
 is skipped.  The dashboard's error metric gets a few property tests of its own.
+
+The opt-in ``speed`` benchmark is smoke-tested in ``--quick`` mode (tiny sizes, 3 rounds):
+it draws, its JSON has a ratio for every benchmark, and a bare ``python -m plots`` (the
+gallery fixture) does not run it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plots import FIGURES, GROUPS, resolve_names
+from plots import FIGURES, GROUPS, OPT_IN, resolve_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -190,6 +194,62 @@ def test_drawing_is_deterministic(tmp_path):
     first = _draw("lr_schedules", tmp_path / "a").paths[0].read_bytes()
     second = _draw("lr_schedules", tmp_path / "b").paths[0].read_bytes()
     assert first == second
+
+
+# ---------------------------------------------------------------------------- opt-in figures
+def test_default_run_draws_exactly_the_default_figures(quick_gallery):
+    assert list(quick_gallery) == list(FIGURES)
+    assert not set(OPT_IN) & set(quick_gallery) and "speed" in OPT_IN
+
+
+def test_opt_in_figures_are_drawn_when_named_and_listed_as_opt_in():
+    assert resolve_names(["speed"]) == (["speed"], [])
+    assert resolve_names(["speed", "lr_schedules"])[0] == ["lr_schedules", "speed"]
+    done = _run_cli("--list")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.split()[0] == "speed")
+    assert "opt-in" in line and OPT_IN["speed"][2] in line
+
+
+def test_speed_benchmark_quick_smoke(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from plots import speed
+
+    done = _run_cli("speed", "--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "load average before" in done.stdout and "load average after" in done.stdout
+    assert speed.HEADER in done.stdout and "torch threads" in done.stdout
+    (record,) = json.loads((tmp_path / "r.json").read_text())
+    assert record["name"] == "speed" and record["status"] == "drawn", record
+    png = Path(record["paths"][0]).read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
+    benches = record["data"]["benchmarks"]
+    expected = len(speed.OPTIMIZERS) * (len(speed.QUICK.sizes) + 1) + 4  # + clip, 2 BN, dropout
+    assert len(benches) == expected
+    for bench in benches:
+        assert set(bench["seconds"]) >= {"minireg", "torch"}, bench["name"]
+        ratio = bench["ratios"]["minireg/torch"]
+        assert np.isfinite(ratio) and ratio > 0, bench["name"]
+        if bench["optimizer"] in ("SGD", "Adam", "AdamW", "Adagrad"):  # fused on the CPU
+            assert bench["ratios"]["minireg/torch fused"] > 0, bench["name"]
+    (clip,) = [b for b in benches if b["family"] == "clip_grad_norm_"]
+    assert max(clip["norm_rel_error"].values()) < 1e-5
+    env = record["data"]["environment"]
+    assert env["torch_num_threads"] >= 1 and "OPENBLAS_CORETYPE" in env["variables"]
+    assert env["load_before"] is not None and env["load_after"] is not None
+
+
+def test_speed_rounds_alternate_the_order_of_the_sides():
+    from plots.speed import measure
+
+    order: list[str] = []
+    calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    medians, spreads, repeats = measure(calls, rounds=4, warmup=1, target=0.0)
+    assert repeats == {"a": 1, "b": 1, "c": 1} and set(medians) == set(spreads) == set(calls)
+    timed_calls = order[6:]  # after one warm-up and one calibration call each
+    assert "".join(timed_calls) == "abc" + "cba" + "abc" + "cba"
 
 
 # ---------------------------------------------------------------------------- the dashboard's metric
