@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
@@ -86,7 +87,8 @@ class Adadelta(Optimizer):
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
         increment(state["step"])  # counted as torch does; Adadelta's update does not use it
-        adadelta(
+        apply_blocked(
+            adadelta,
             param.data,
             param.grad,
             state["square_avg"],

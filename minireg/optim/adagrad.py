@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
@@ -100,7 +101,8 @@ class Adagrad(Optimizer):
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
         t = increment(state["step"])
-        adagrad(
+        apply_blocked(
+            adagrad,
             param.data,
             param.grad,
             state["sum"],

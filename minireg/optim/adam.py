@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
@@ -150,7 +151,8 @@ class Adam(Optimizer):
         assert param.grad is not None
         beta1, beta2 = group["betas"]
         max_exp_avg_sq = state["max_exp_avg_sq"] if group["amsgrad"] else None
-        adam(
+        apply_blocked(
+            adam,
             param.data,
             param.grad,
             state["exp_avg"],

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["NAdam", "nadam"]
+__all__ = ["NAdam", "nadam", "nadam_momentum"]
 
 from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
+
+
+def nadam_momentum(step: float, beta1: float, momentum_decay: float) -> float:
+    r"""NAdam's momentum schedule, :math:`\mu_t = \beta_1(1 - \tfrac12\, 0.96^{\,t\psi})`."""
+    return beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
 
 
 def nadam(
@@ -18,9 +24,9 @@ def nadam(
     grad: np.ndarray,
     exp_avg: np.ndarray,
     exp_avg_sq: np.ndarray,
-    mu_product: np.ndarray,
     *,
     step: float,
+    mu_product: float,
     lr: float,
     beta1: float,
     beta2: float,
@@ -30,7 +36,7 @@ def nadam(
     decoupled_weight_decay: bool,
     maximize: bool,
 ) -> None:
-    r"""One NAdam step on ``param``, ``exp_avg``, ``exp_avg_sq`` and ``mu_product`` in place.
+    r"""One NAdam step on ``param``, ``exp_avg`` and ``exp_avg_sq`` in place.
 
     .. math::
         g_t &= \pm\nabla_\theta f_t(\theta_{t-1})
@@ -48,8 +54,9 @@ def nadam(
 
     with learning rate :math:`\gamma`, weight decay :math:`\lambda`, momentum decay
     :math:`\psi` and step number :math:`t` (1 on the first step).  The product
-    :math:`\Pi_t` lives in ``mu_product``, a 0-d array updated in its own dtype (float32 as
-    torch creates it), so it is rounded exactly as torch rounds it, every step.
+    :math:`\Pi_t` is kept by the caller in a 0-d array updated once per step in its own
+    dtype (float32 as torch creates it), so it is rounded exactly as torch rounds it; the
+    kernel gets its new value :math:`\Pi_t` as ``mu_product``.
 
     Dozat (2016), "Incorporating Nesterov Momentum into Adam"; the momentum schedule
     :math:`\mu_t` follows torch; decoupled decay: Loshchilov & Hutter (2019).
@@ -61,16 +68,14 @@ def nadam(
             param *= 1 - lr * weight_decay
         else:
             g = g + weight_decay * param
-    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
-    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
-    mu_product *= mu  # in mu_product's dtype: float32 rounds mu and the product, as torch
-    mu_product_value = float(mu_product)
-    mu_product_next = mu_product_value * mu_next  # Python float, not rounded to float32
+    mu = nadam_momentum(step, beta1, momentum_decay)
+    mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
+    mu_product_next = mu_product * mu_next  # Python float, not rounded to float32
     lerp_(exp_avg, g, 1 - beta1)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g
     denom = np.sqrt(exp_avg_sq / bias_correction2) + eps  # torch's for-loop divides inside sqrt
-    param += (-lr * (1.0 - mu) / (1.0 - mu_product_value)) * g / denom
+    param += (-lr * (1.0 - mu) / (1.0 - mu_product)) * g / denom
     param += ((-lr * mu_next) / (1.0 - mu_product_next)) * exp_avg / denom
 
 
@@ -114,13 +119,18 @@ class NAdam(Optimizer):
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
         beta1, beta2 = group["betas"]
-        nadam(
+        step = increment(state["step"])
+        # Pi_t = Pi_{t-1} * mu_t, once per step, in mu_product's dtype: float32 rounds mu
+        # and the product, as torch does.
+        state["mu_product"] *= nadam_momentum(step, float(beta1), float(group["momentum_decay"]))
+        apply_blocked(
+            nadam,
             param.data,
             param.grad,
             state["exp_avg"],
             state["exp_avg_sq"],
-            state["mu_product"],
-            step=increment(state["step"]),
+            step=step,
+            mu_product=float(state["mu_product"]),
             lr=float(group["lr"]),
             beta1=float(beta1),
             beta2=float(beta2),

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
@@ -114,7 +115,8 @@ class RAdam(Optimizer):
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
         beta1, beta2 = group["betas"]
-        radam(
+        apply_blocked(
+            radam,
             param.data,
             param.grad,
             state["exp_avg"],

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
@@ -132,7 +133,8 @@ class RMSprop(Optimizer):
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
         increment(state["step"])  # counted as torch does; RMSprop's update does not use it
-        rmsprop(
+        apply_blocked(
+            rmsprop,
             param.data,
             param.grad,
             state["square_avg"],

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import apply_blocked
 from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative
 from minireg.parameter import Parameter
 
@@ -21,8 +22,9 @@ def sgd(
     weight_decay: float,
     nesterov: bool,
     maximize: bool,
-) -> np.ndarray | None:
-    r"""One SGD step on ``param`` in place; returns the (new) momentum buffer.
+    first_step: bool,
+) -> None:
+    r"""One SGD step on ``param`` (and ``momentum_buffer``) in place.
 
     .. math::
         g_t &= \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
@@ -34,19 +36,23 @@ def sgd(
     weight decay :math:`\lambda`.  This is torch's form, ``v = mu*v + g; p -= lr*v``
     (Sutskever et al., 2013, "On the importance of initialization and momentum in deep
     learning", put the learning rate inside the buffer instead).  Nesterov: Nesterov (1983).
+
+    ``momentum_buffer`` is used only when :math:`\mu \ne 0`.  On the parameter's first
+    step with momentum (``first_step``) its old contents are ignored: it becomes
+    :math:`b_1 = g_1`, exactly as torch clones the first buffer from the gradient.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g + weight_decay * param
     if momentum != 0:
-        if momentum_buffer is None:
-            momentum_buffer = np.array(g, copy=True)  # torch: the first buffer is g itself, undampened
+        assert momentum_buffer is not None
+        if first_step:
+            momentum_buffer[...] = g  # torch: the first buffer is g itself, undampened
         else:
             momentum_buffer *= momentum
             momentum_buffer += (1 - dampening) * g
         g = g + momentum * momentum_buffer if nesterov else momentum_buffer
     param -= lr * g
-    return momentum_buffer
 
 
 __all__ = ["SGD", "sgd"]
@@ -86,16 +92,23 @@ class SGD(Optimizer):
 
     def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
         assert param.grad is not None
-        buffer = sgd(
+        momentum = float(group["momentum"])
+        buffer = state.get("momentum_buffer")
+        first_step = buffer is None
+        if momentum != 0 and first_step:
+            buffer = np.empty_like(param.data)  # torch creates it on the first step; sgd fills it
+        apply_blocked(
+            sgd,
             param.data,
             param.grad,
-            state.get("momentum_buffer"),
+            buffer,
             lr=float(group["lr"]),
-            momentum=float(group["momentum"]),
+            momentum=momentum,
             dampening=float(group["dampening"]),
             weight_decay=float(group["weight_decay"]),
             nesterov=group["nesterov"],
             maximize=group["maximize"],
+            first_step=first_step,
         )
         if buffer is not None:
             state["momentum_buffer"] = buffer

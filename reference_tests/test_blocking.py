@@ -1,0 +1,201 @@
+"""Blocked optimizer steps (``minireg._blocking.apply_blocked``) are bit-identical to whole-array ones.
+
+Every optimizer's ``_update`` runs its kernel through :func:`apply_blocked`, which calls it
+on consecutive flat slices of the parameter, gradient and state arrays.  Here each
+optimizer takes 10 steps twice from the same start, once with tiny blocks (so every size
+below straddles block boundaries: one element short of a block, exactly one block, one
+element over, three blocks and a partial one) and once with blocking off, and every
+parameter and state entry must agree bit for bit (same dtype, same bytes: ``-0.0`` and
+NaN payloads included).  Layouts the blocking must *not* slice -- a strided parameter, a
+Fortran-ordered gradient -- must fall back to one whole-array call and still agree.  A
+spy on the kernel checks that the blocked run really was split into the expected slices.
+No torch here: torch agreement is the job of the per-optimizer test modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minireg
+import minireg._blocking as blocking
+from reference_tests.conftest import dtypes, random_array
+from reference_tests.test_adadelta import adadelta_kwargs
+from reference_tests.test_adagrad import adagrad_kwargs
+from reference_tests.test_adam import adam_kwargs
+from reference_tests.test_nadam import nadam_kwargs
+from reference_tests.test_radam import radam_kwargs
+from reference_tests.test_rmsprop import rmsprop_kwargs
+from reference_tests.test_sgd import sgd_kwargs
+
+SMALL_BLOCK_BYTES = 128  # 32 float32 or 16 float64 elements per block
+NO_BLOCKING = 1 << 62
+
+# optimizer -> (its kwargs strategy, module holding its kernel, kernel name)
+OPTIMIZERS: dict[str, tuple[Any, str, str]] = {
+    "SGD": (sgd_kwargs, "minireg.optim.sgd", "sgd"),
+    "Adagrad": (adagrad_kwargs, "minireg.optim.adagrad", "adagrad"),
+    "Adadelta": (adadelta_kwargs, "minireg.optim.adadelta", "adadelta"),
+    "RMSprop": (rmsprop_kwargs, "minireg.optim.rmsprop", "rmsprop"),
+    "Adam": (adam_kwargs, "minireg.optim.adam", "adam"),
+    "AdamW": (
+        adam_kwargs.map(lambda k: {a: v for a, v in k.items() if a != "decoupled_weight_decay"}),
+        "minireg.optim.adam",
+        "adam",
+    ),
+    "NAdam": (nadam_kwargs, "minireg.optim.nadam", "nadam"),
+    "RAdam": (radam_kwargs, "minireg.optim.radam", "radam"),
+}
+
+# Sizes in blocks: n = blocks * B + extra, i.e. B-1, B, B+1 and 3B+7 elements (the
+# "matrix" and "fortran_grad" layouts are 3 x n).
+SIZES = [(1, -1), (1, 0), (1, 1), (3, 7)]
+LAYOUTS = ["flat", "matrix", "strided_param", "fortran_grad"]
+STEPS = 10
+
+
+@contextlib.contextmanager
+def block_bytes(n: int) -> Iterator[None]:
+    """Blocks of ``n`` bytes, and any array larger than one block is split."""
+    saved = blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES
+    blocking.BLOCK_BYTES = blocking.MIN_BLOCKED_BYTES = n
+    try:
+        yield
+    finally:
+        blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES = saved
+
+
+@contextlib.contextmanager
+def kernel_calls(module_name: str, kernel_name: str) -> Iterator[list[int]]:
+    """Record the element count of every call of the optimizer's kernel."""
+    module = importlib.import_module(module_name)
+    original = getattr(module, kernel_name)
+    sizes: list[int] = []
+
+    def spy(param: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(param.size)
+        return original(param, *args, **kwargs)
+
+    setattr(module, kernel_name, spy)
+    try:
+        yield sizes
+    finally:
+        setattr(module, kernel_name, original)
+
+
+def make_param(values: np.ndarray, layout: str) -> minireg.Parameter:
+    if layout == "strided_param":  # every other element of a larger array: not contiguous
+        base = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), dtype=values.dtype)
+        base[..., ::2] = values
+        return minireg.Parameter(base[..., ::2])
+    return minireg.Parameter(values.copy())
+
+
+def make_grad(values: np.ndarray, layout: str) -> np.ndarray:
+    return np.asfortranarray(values) if layout == "fortran_grad" else values.copy()
+
+
+def run(
+    name: str,
+    kwargs: dict[str, Any],
+    shape: tuple[int, ...],
+    dtype: type,
+    layout: str,
+    seed: int,
+    block: int,
+) -> tuple[minireg.Parameter, dict[str, Any]]:
+    """``STEPS`` steps of optimizer ``name`` on one parameter; returns it and its state."""
+    rng = np.random.default_rng(seed)
+    start = random_array(rng, shape, dtype)
+    start.flat[:2] = [0.0, -0.0]  # signed zeros must come through bit for bit
+    param = make_param(start, layout)
+    optimizer = getattr(minireg.optim, name)([param], **kwargs)
+    with block_bytes(block):
+        for step in range(STEPS):
+            grad = random_array(rng, shape, dtype, scale=[1e-3, 1.0, 30.0][step % 3])
+            grad.flat[1:3] = [-0.0, 0.0]
+            param.grad = make_grad(grad, layout)
+            optimizer.step()
+    return param, optimizer.state[param]
+
+
+def bits(array: Any) -> tuple[np.dtype, tuple[int, ...], bytes]:
+    array = np.asarray(array)
+    return array.dtype, array.shape, np.ascontiguousarray(array).tobytes()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@given(data=st.data(), dtype=dtypes, size=st.sampled_from(SIZES), seed=st.integers(0, 2**31))
+def test_blocked_steps_are_bit_identical(name, layout, data, dtype, size, seed):
+    strategy, module_name, kernel_name = OPTIMIZERS[name]
+    kwargs = data.draw(strategy, label="kwargs")
+    block = SMALL_BLOCK_BYTES // np.dtype(dtype).itemsize
+    blocks, extra = size
+    n = blocks * block + extra
+    shape = (3, n) if layout in ("matrix", "fortran_grad") else (n,)
+
+    with kernel_calls(module_name, kernel_name) as calls:
+        param, state = run(name, kwargs, shape, dtype, layout, seed, SMALL_BLOCK_BYTES)
+    expected_param, expected_state = run(name, kwargs, shape, dtype, layout, seed, NO_BLOCKING)
+
+    total = int(np.prod(shape))
+    if layout in ("strided_param", "fortran_grad") or total <= block:
+        per_step = [total]  # falls back to one whole-array call
+    else:
+        per_step = [block] * (total // block) + ([total % block] if total % block else [])
+    assert calls == per_step * STEPS
+
+    assert bits(param.data) == bits(expected_param.data), "param"
+    assert set(state) == set(expected_state)
+    for key in state:
+        assert bits(state[key]) == bits(expected_state[key]), f"state[{key!r}]"
+
+
+def test_apply_blocked_slices_and_passes_none_through():
+    seen: list[tuple[int, int, Any]] = []
+
+    def kernel(a, b, c, *, scale):
+        seen.append((a.size, b.size, c))
+        a += scale * b
+
+    a = np.zeros((5, 7), dtype=np.float32)
+    b = np.arange(35, dtype=np.float32).reshape(5, 7)
+    with block_bytes(4 * 10):  # 10 float32 elements
+        blocking.apply_blocked(kernel, a, b, None, scale=2.0)
+    assert seen == [(10, 10, None), (10, 10, None), (10, 10, None), (5, 5, None)]
+    assert np.array_equal(a, 2 * b)
+
+    seen.clear()
+    with block_bytes(4 * 10):
+        blocking.apply_blocked(kernel, a, b.T.copy().T, None, scale=1.0)  # b not C-contiguous
+        blocking.apply_blocked(kernel, a[:, :6], b[:, :6], None, scale=1.0)  # strided views
+    assert seen == [(35, 35, None), (30, 30, None)]
+
+
+def test_small_arrays_run_whole():
+    seen: list[int] = []
+
+    def kernel(a):
+        seen.append(a.size)
+
+    small = np.zeros(blocking.MIN_BLOCKED_BYTES // 4, dtype=np.float32)
+    large = np.zeros(blocking.MIN_BLOCKED_BYTES // 4 + 1, dtype=np.float32)
+    blocking.apply_blocked(kernel, small)
+    assert seen == [small.size]
+    seen.clear()
+    blocking.apply_blocked(kernel, large)
+    block = blocking.BLOCK_BYTES // 4
+    assert seen == [block] * (large.size // block) + [large.size % block]
+
+
+def test_block_sizes_are_set_in_bytes():
+    assert blocking.BLOCK_BYTES == 128 * 1024
+    assert blocking.MIN_BLOCKED_BYTES == 512 * 1024
