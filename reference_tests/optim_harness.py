@@ -30,7 +30,6 @@ from reference_tests.conftest import (
     set_grads,
     shapes,
     to_numpy,
-    to_torch,
     tolerance,
     twin_parameters,
 )
@@ -121,10 +120,13 @@ def continue_from_torch_state(
     seed: int,
     steps_before: int = 5,
     steps_after: int = 10,
-    configure: Callable[[Any], None] | None = None,
 ) -> None:
     """Train torch alone, load its state_dict (as ndarrays) into a fresh minireg optimizer,
-    then continue both and compare: minireg must pick up exactly where torch left off."""
+    then continue both and compare: minireg must pick up exactly where torch left off.
+
+    The torch side continues from a fresh torch optimizer that loaded the same state_dict,
+    so both sides apply torch's load-time casts (NAdam's ``mu_product`` takes the param
+    dtype on load, unlike in the optimizer that saved it)."""
     rng = np.random.default_rng(seed)
     rtol, atol = tolerance(dtype, device)
     arrays = [random_array(rng, s, dtype) for s in shapes]
@@ -138,8 +140,6 @@ def continue_from_torch_state(
         p.data[...] = to_numpy(q)
     ours = minireg_cls(ours_params, **kwargs)
     ours.load_state_dict(torch_state_dict_as_numpy(theirs.state_dict()))
-    # Like for like: torch's load_state_dict also casts state (e.g. NAdam's mu_product
-    # becomes the param dtype), so the torch side continues from a loaded copy too.
     theirs_params = [torch.nn.Parameter(q.detach().clone()) for q in theirs_params]
     loaded = torch_cls(theirs_params, **kwargs)
     loaded.load_state_dict(theirs.state_dict())
@@ -359,41 +359,6 @@ def check_torch_continues_from_minireg_state(
         theirs.step()
         compare_optimizer_state(
             ours, theirs, ours_params, theirs_params, rtol, atol, f"torch resumed step {step}"
-        )
-
-
-def resume_both_from_torch_state(
-    minireg_cls: type,
-    torch_cls: type,
-    kwargs: dict[str, Any],
-    shapes: list[tuple[int, ...]],
-    dtype: type,
-    device: str,
-    seed: int,
-    steps_before: int = 5,
-    steps_after: int = 10,
-) -> None:
-    """Like ``continue_from_torch_state``, but the torch side also resumes from the saved
-    state_dict (a fresh torch optimizer loads it), so both sides apply torch's load-time
-    casts; needed where those casts change a dtype (NAdam's ``mu_product``)."""
-    rng = np.random.default_rng(seed)
-    rtol, atol = tolerance(dtype, device)
-    trained = [torch.nn.Parameter(to_torch(draw(rng, s, dtype), device)) for s in shapes]
-    first = torch_cls(trained, **kwargs)
-    for _ in range(steps_before):
-        for q in trained:
-            q.grad = to_torch(draw(rng, tuple(q.shape), dtype), device)
-        first.step()
-    ours_params, theirs_params = twin_parameters([to_numpy(q) for q in trained], device)
-    ours, theirs = minireg_cls(ours_params, **kwargs), torch_cls(theirs_params, **kwargs)
-    ours.load_state_dict(torch_state_dict_as_numpy(first.state_dict()))
-    theirs.load_state_dict(first.state_dict())
-    for step in range(steps_after):
-        set_grads(ours_params, theirs_params, [draw(rng, s, dtype) for s in shapes], device)
-        ours.step()
-        theirs.step()
-        compare_optimizer_state(
-            ours, theirs, ours_params, theirs_params, rtol, atol, f"resumed step {step}"
         )
 
 
