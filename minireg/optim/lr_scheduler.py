@@ -148,6 +148,20 @@ def _track_optimizer_steps(optimizer: Optimizer) -> None:
     optimizer.step = counted_step  # type: ignore[method-assign]
 
 
+def _one_lambda_per_group(
+    optimizer: Optimizer, lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
+) -> list[Callable[[int], float]]:
+    """One function for every param group (LambdaLR, MultiplicativeLR): a single function
+    is shared by all groups, a list must have one per group (torch's ValueError otherwise)."""
+    if not isinstance(lr_lambda, (list, tuple)):
+        return [lr_lambda] * len(optimizer.param_groups)
+    if len(lr_lambda) != len(optimizer.param_groups):
+        raise ValueError(
+            f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
+        )
+    return list(lr_lambda)
+
+
 def _callables_state(functions: list[Callable[..., float]]) -> list[dict[str, Any] | None]:
     """torch saves a callable object's ``__dict__`` and nothing (None) for functions/lambdas."""
     return [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy() for fn in functions]
@@ -287,14 +301,7 @@ class LambdaLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         self.optimizer = optimizer
-        if not isinstance(lr_lambda, (list, tuple)):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(
-                    f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
-                )
-            self.lr_lambdas = list(lr_lambda)
+        self.lr_lambdas = _one_lambda_per_group(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -331,14 +338,7 @@ class MultiplicativeLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         self.optimizer = optimizer
-        if not isinstance(lr_lambda, (list, tuple)):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(
-                    f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
-                )
-            self.lr_lambdas = list(lr_lambda)
+        self.lr_lambdas = _one_lambda_per_group(optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
