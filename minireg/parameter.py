@@ -15,9 +15,12 @@ class Parameter:
     ``None`` until something writes a gradient of the same shape and dtype into it.
 
     Parameters hash and compare by identity, like tensors, so they can key optimizer state.
+
+    ``_grad_slot`` is where a new gradient is stored (``None``: a fresh array); it is set
+    by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer.
     """
 
-    __slots__ = ("data", "grad", "__weakref__")
+    __slots__ = ("__weakref__", "_grad_slot", "data", "grad")
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         array = np.asarray(data)
@@ -26,6 +29,7 @@ class Parameter:
             array = array.astype(np.float64)
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
+        self._grad_slot: np.ndarray | None = None
 
     # Pass-through views of the data, so a Parameter reads like the array it holds.
     @property
@@ -61,13 +65,22 @@ class Parameter:
 
 
 def accumulate_grad(param: Parameter, grad: np.ndarray) -> None:
-    """Add ``grad`` into ``param.grad`` (creating it on first use), as torch's autograd does."""
+    """Add ``grad`` into ``param.grad`` (creating it on first use), as torch's autograd does.
+
+    A new gradient is written into the parameter's slot of a flat gradient buffer when it
+    has one (see :func:`minireg.nn.utils.flatten_parameters`), else into a fresh array.
+    """
     grad = np.asarray(grad)
     if grad.shape != param.shape:
         raise RuntimeError(
             f"gradient of shape {grad.shape} does not match parameter of shape {param.shape}"
         )
     if param.grad is None:
-        param.grad = grad.astype(param.dtype, copy=True)
+        slot = getattr(param, "_grad_slot", None)  # absent in a Parameter unpickled from 0.1
+        if slot is not None and slot.shape == param.shape and slot.dtype == param.dtype:
+            np.copyto(slot, grad, casting="unsafe")  # as astype: rounds into the dtype
+            param.grad = slot
+        else:
+            param.grad = grad.astype(param.dtype, copy=True)
     else:
         param.grad += grad

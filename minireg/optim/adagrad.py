@@ -88,9 +88,8 @@ class Adagrad(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults)
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p] = self._init_state(p, group)
+        for group in self.param_groups:  # torch makes the state up front
+            self._init_group_state(group)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         # torch fills `sum` from the constructor's value (self.defaults), even when a

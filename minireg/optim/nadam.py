@@ -108,6 +108,8 @@ class NAdam(Optimizer):
         )
         super().__init__(params, defaults)
 
+    _scalar_state = ("step", "mu_product")  # one number per parameter (see Optimizer)
+
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {
             "step": new_step_counter(),

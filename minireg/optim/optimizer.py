@@ -9,6 +9,7 @@ moves between minireg and torch unchanged.
 from __future__ import annotations
 
 import copy
+import operator
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._blocking import contiguous_span
 from minireg.parameter import Parameter
 
 # torch keys that only steer torch's execution machinery; minireg drops them on load.
@@ -74,6 +76,10 @@ class Optimizer:
             )
         self.state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
+        # id(group) -> (group, its arrays, their flat spans): see _flat_layout.
+        self._flat_cache: dict[
+            int, tuple[dict[str, Any], dict[str, list], dict[str, np.ndarray]]
+        ] = {}
 
         param_groups: list[Any] = list(params)
         if len(param_groups) == 0:
@@ -84,8 +90,14 @@ class Optimizer:
             self.add_param_group(param_group)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle/copy without a scheduler's wrapper around ``step`` (torch leaves it out too)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("step", "_opt_called")}
+        """Pickle/copy without a scheduler's wrapper around ``step`` (torch leaves it out too)
+        and without the cache of flat layouts (it is found again on the next step)."""
+        skipped = ("step", "_opt_called", "_flat_cache")
+        return {k: v for k, v in self.__dict__.items() if k not in skipped}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._flat_cache = {}
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -192,6 +204,8 @@ class Optimizer:
                 if p.grad is not None:
                     _check_grad(p)
         for group in self.param_groups:
+            if self._step_flat(group):
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -200,6 +214,122 @@ class Optimizer:
                     state.update(self._init_state(p, group))
                 self._update(p, state, group)
         return loss
+
+    # State entries that are one number per parameter (a 0-d array), not one per element.
+    # Subclasses with more (NAdam's mu_product) extend it.
+    _scalar_state: tuple[str, ...] = ("step",)
+
+    def _step_flat(self, group: dict[str, Any]) -> bool:
+        """Step the whole group with one ``_update`` call when it lies in flat buffers.
+
+        That is the layout :func:`minireg.nn.utils.flatten_parameters` makes: the group's
+        data, gradients and every per-element state entry each lie end to end in one
+        array, all in group order, every parameter has a gradient, and the per-parameter
+        numbers (``step``) agree.  Then ``_update`` runs once on a stand-in Parameter whose
+        data and grad span the whole group, with state entries spanning theirs; since the
+        kernels are elementwise, every element gets exactly the operations it gets one
+        parameter at a time.  Returns ``False`` (nothing done) for any other layout.
+        """
+        params = group["params"]
+        if len(params) < 2 or any(p.grad is None for p in params):
+            return False
+        states = [self.state[p] for p in params]
+        keys = set(states[0])
+        if any(set(s) != keys for s in states):
+            return False
+        scalar_keys = [k for k in keys if k in self._scalar_state]
+        for key in scalar_keys:  # e.g. all step counters equal
+            first = states[0][key]
+            if any(s[key] != first for s in states):
+                return False
+        element_keys = sorted(k for k in keys if k not in self._scalar_state)
+        layout = self._flat_layout(group, params, states, element_keys)
+        if layout is None:
+            return False
+        flat = Parameter(layout["data"])
+        flat.grad = layout["grad"]
+        state: dict[str, Any] = {key: copy.deepcopy(states[0][key]) for key in scalar_keys}
+        state.update({key: layout[key] for key in element_keys})
+        if not keys:  # a parameter's first step: make the state once, for the whole group
+            state.update(self._init_state(flat, group))
+        self._update(flat, state, group)
+        self._scatter(params, states, state, layout)
+        return True
+
+    def _init_group_state(self, group: dict[str, Any]) -> None:
+        """Make every parameter's state now (Adagrad does at construction, as torch).
+
+        For a group in one flat buffer the state is made once for the whole group and
+        split into views, so it is flat too and :meth:`_step_flat` applies.
+        """
+        params = group["params"]
+        data = contiguous_span([p.data for p in params]) if len(params) > 1 else None
+        if data is None:
+            for p in params:
+                self.state[p] = self._init_state(p, group)
+            return
+        states: list[dict[str, Any]] = [{} for _ in params]
+        for p, s in zip(params, states):
+            self.state[p] = s
+        self._scatter(params, states, self._init_state(Parameter(data), group), {})
+
+    def _flat_layout(
+        self,
+        group: dict[str, Any],
+        params: list[Parameter],
+        states: list[dict[str, Any]],
+        element_keys: list[str],
+    ) -> dict[str, np.ndarray] | None:
+        """The spans over the group's data, grads and element state, or ``None``.
+
+        Finding them checks every array's address; the answer is cached per group and
+        reused as long as the very same array objects are in place.
+        """
+        arrays = {"data": [p.data for p in params], "grad": [p.grad for p in params]}
+        arrays.update({key: [s[key] for s in states] for key in element_keys})
+        cached = self._flat_cache.get(id(group))
+        if (
+            cached is not None
+            and cached[0] is group
+            and cached[1].keys() == arrays.keys()
+            and all(all(map(operator.is_, arrays[k], cached[1][k])) for k in arrays)
+        ):
+            return cached[2]
+        layout = {}
+        for key, values in arrays.items():
+            span = contiguous_span(values)
+            if span is None:
+                self._flat_cache.pop(id(group), None)
+                return None
+            layout[key] = span
+        self._flat_cache[id(group)] = (group, arrays, layout)
+        return layout
+
+    def _scatter(
+        self,
+        params: list[Parameter],
+        states: list[dict[str, Any]],
+        state: dict[str, Any],
+        layout: dict[str, np.ndarray],
+    ) -> None:
+        """Hand the flat step's state back to each parameter.
+
+        Numbers (``step``) are written into each parameter's own counter; a per-element
+        entry made during this step (the state's first step, SGD's momentum buffer) is
+        split into views, one per parameter, so the state stays flat for the next step.
+        """
+        for key, value in state.items():
+            if key in self._scalar_state:
+                for s in states:
+                    if isinstance(s.get(key), np.ndarray):
+                        s[key][...] = value
+                    else:
+                        s[key] = copy.deepcopy(value)
+            elif layout.get(key) is not value:
+                start = 0
+                for p, s in zip(params, states):
+                    s[key] = value[start : start + p.size].reshape(p.shape)
+                    start += p.size
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         """The state torch creates the first time ``param`` is stepped."""
@@ -270,6 +400,7 @@ class Optimizer:
 
         self.state = new_state
         self.param_groups = new_groups
+        self._flat_cache = {}
 
 
 def _typename(obj: Any) -> str:
@@ -300,7 +431,6 @@ def _cast_state(p: Parameter, name: str, value: Any) -> Any:
         return array
     if array.ndim > 0 and array.shape != p.shape:
         raise ValueError(
-            f"loaded state {name!r} has shape {array.shape}, "
-            f"but its parameter has shape {p.shape}"
+            f"loaded state {name!r} has shape {array.shape}, but its parameter has shape {p.shape}"
         )
     return array.astype(p.dtype)

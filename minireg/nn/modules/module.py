@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg.nn.utils.flat import FlatParameters, flatten_parameters
 from minireg.parameter import Parameter
 
 
@@ -83,7 +84,9 @@ class Module:
 
     # ---------------------------------------------------------------- computation
     def forward(self, *inputs: Any) -> Any:
-        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         return self.forward(*inputs, **kwargs)
@@ -133,14 +136,18 @@ class Module:
                 seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         yield from self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
@@ -174,6 +181,15 @@ class Module:
             else:
                 param.grad.fill(0)
 
+    def flatten_parameters(self) -> FlatParameters:
+        """Store this module's parameters end to end in one buffer (data and grad).
+
+        :func:`minireg.nn.utils.flatten_parameters` over :meth:`parameters`, in that
+        order, so an optimizer built on ``module.parameters()`` takes its one-call flat
+        path.  Returns the two buffers.
+        """
+        return flatten_parameters(self.parameters())
+
     def to(self, dtype: Any) -> Module:
         """Convert floating parameters (and their grads) and buffers to ``dtype`` in place."""
         dtype = np.dtype(dtype)
@@ -181,6 +197,7 @@ class Module:
             for param in module._parameters.values():
                 if param is not None:
                     param.data = param.data.astype(dtype)
+                    param._grad_slot = None  # a new array: out of any flat buffer
                     if param.grad is not None:
                         param.grad = param.grad.astype(dtype)
             for name, buffer in module._buffers.items():
@@ -211,7 +228,9 @@ class Module:
             if child is not None:
                 child._save_to_state_dict(out, prefix + name + ".")
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> tuple[list[str], list[str]]:
         """Copy arrays (or anything ``np.asarray`` accepts, e.g. CPU torch tensors) in place.
 
         Raises torch's ``RuntimeError`` listing missing/unexpected keys (when ``strict``)
@@ -224,9 +243,15 @@ class Module:
         errors = []
         if strict:  # torch lists the missing keys first
             if missing:
-                errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.append(
+                    "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". "
+                )
             if unexpected:
-                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.append(
+                    "Unexpected key(s) in state_dict: "
+                    + ", ".join(f'"{k}"' for k in unexpected)
+                    + ". "
+                )
         arrays = {}
         for key, target in own.items():
             if key not in state_dict:
@@ -240,7 +265,8 @@ class Module:
             arrays[key] = value
         if errors:
             raise RuntimeError(
-                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors)
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                + "\n\t".join(errors)
             )
         for key, value in arrays.items():
             np.copyto(own[key], value, casting="unsafe")
@@ -251,7 +277,9 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        children = [
+            f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()
+        ]
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n" + "\n".join(children) + "\n)"

@@ -1,4 +1,22 @@
-"""Utilities: gradient clipping (``torch.nn.utils``)."""
+"""Utilities: gradient clipping (``torch.nn.utils``) and flat parameter buffers (minireg's)."""
 
-from minireg.nn.utils.clip_grad import *  # noqa: F403
-from minireg.nn.utils.clip_grad import __all__  # noqa: F401
+from minireg.nn.utils.clip_grad import (
+    clip_coefficient,
+    clip_grad_norm_,
+    clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
+    vector_norm,
+)
+from minireg.nn.utils.flat import FlatParameters, flatten_parameters
+
+__all__ = [
+    "FlatParameters",
+    "clip_coefficient",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "flatten_parameters",
+    "get_total_norm",
+    "vector_norm",
+]

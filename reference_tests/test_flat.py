@@ -1,0 +1,288 @@
+"""Flat parameter buffers: the one-call optimizer path is bit-identical to the per-parameter one.
+
+:func:`minireg.nn.utils.flatten_parameters` puts a list of Parameters end to end in one
+data and one grad buffer; ``Optimizer.step`` then runs its kernel once over the whole
+group (``Optimizer._step_flat``).  Each test runs the same steps twice from the same
+start -- plain separate arrays, and flattened -- and every parameter and state entry
+must agree bit for bit (dtype, shape and bytes, ``-0.0`` included).  A spy on
+``_update`` checks that the flat run really took one call per group and step.  Layouts
+that must *not* take the fast path (a missing gradient, a parameter moved out of the
+buffer) must fall back and still agree.  No torch here: the per-optimizer modules
+compare the per-parameter path with torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import pickle
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minireg
+from minireg.nn.utils import clip_grad_norm_, flatten_parameters
+from minireg.parameter import accumulate_grad
+from reference_tests.conftest import dtypes, random_array
+from reference_tests.test_blocking import OPTIMIZERS, bits
+
+STEPS = 6
+# A few parameter shapes, including a 0-d one and a single element.
+param_shapes = st.lists(
+    st.sampled_from([(), (1,), (5,), (3, 4), (2, 3, 2), (70,)]), min_size=2, max_size=5
+)
+
+
+@contextlib.contextmanager
+def update_calls(optimizer: minireg.optim.Optimizer) -> Iterator[list[int]]:
+    """Record the element count of every ``_update`` call of ``optimizer``."""
+    original = optimizer._update
+    sizes: list[int] = []
+
+    def spy(param: minireg.Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+        sizes.append(param.size)
+        original(param, state, group)
+
+    optimizer._update = spy  # type: ignore[method-assign]
+    try:
+        yield sizes
+    finally:
+        del optimizer._update
+
+
+def grads_for(
+    rng: np.random.Generator, shapes: list[tuple[int, ...]], dtype: type, step: int
+) -> list[np.ndarray]:
+    grads = [random_array(rng, s, dtype, scale=[1e-3, 1.0, 30.0][step % 3]) for s in shapes]
+    grads[0].flat[:1] = [-0.0]  # signed zeros must come through bit for bit
+    return grads
+
+
+def run(
+    name: str,
+    kwargs: dict[str, Any],
+    shapes: list[tuple[int, ...]],
+    dtype: type,
+    seed: int,
+    flat: bool,
+    missing: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[list[minireg.Parameter], minireg.optim.Optimizer, list[int]]:
+    """``STEPS`` steps on one group of parameters; ``missing``: steps where param 0 has no grad."""
+    rng = np.random.default_rng(seed)
+    params = [minireg.Parameter(random_array(rng, s, dtype)) for s in shapes]
+    if flat:
+        flatten_parameters(params)
+    optimizer = getattr(minireg.optim, name)(params, **kwargs)
+    with update_calls(optimizer) as calls:
+        for step in range(STEPS):
+            optimizer.zero_grad()  # set_to_none: a flat grad must come back into its slot
+            for index, (p, g) in enumerate(zip(params, grads_for(rng, shapes, dtype, step))):
+                if not (index == 0 and step in missing):
+                    accumulate_grad(p, g)
+            optimizer.step()
+    return params, optimizer, calls
+
+
+def assert_same(params, optimizer, expected_params, expected_optimizer) -> None:
+    for index, (p, q) in enumerate(zip(params, expected_params)):
+        assert bits(p.data) == bits(q.data), f"param {index}"
+        state, expected = optimizer.state[p], expected_optimizer.state[q]
+        assert set(state) == set(expected), f"state keys of param {index}"
+        for key in state:
+            assert bits(state[key]) == bits(expected[key]), f"state[{key!r}] of param {index}"
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@given(data=st.data(), dtype=dtypes, shapes=param_shapes, seed=st.integers(0, 2**31))
+def test_flat_steps_are_bit_identical_and_take_one_call(name, data, dtype, shapes, seed):
+    kwargs = data.draw(OPTIMIZERS[name][0], label="kwargs")
+    params, optimizer, calls = run(name, kwargs, shapes, dtype, seed, flat=True)
+    expected_params, expected_optimizer, _ = run(name, kwargs, shapes, dtype, seed, flat=False)
+    assert_same(params, optimizer, expected_params, expected_optimizer)
+    total = sum(int(np.prod(s)) for s in shapes)
+    assert calls == [total] * STEPS, "the flat path was not taken"
+    # The state the flat path made is itself flat (views of one buffer per entry) ...
+    for key, value in optimizer.state[params[0]].items():
+        if isinstance(value, np.ndarray) and key not in optimizer._scalar_state:
+            assert value.base is not None, f"state[{key!r}] is not a view of a flat buffer"
+    # ... and each parameter still has its own step counter, not a shared one.
+    if "step" in optimizer.state[params[0]]:
+        assert optimizer.state[params[0]]["step"] is not optimizer.state[params[1]]["step"]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@given(data=st.data(), dtype=dtypes, shapes=param_shapes, seed=st.integers(0, 2**31))
+def test_missing_gradient_falls_back_and_agrees(name, data, dtype, shapes, seed):
+    """Param 0 has no gradient on steps 0 and 3: torch skips it (no state on step 0, its
+    step counter falls behind on step 3), so the group cannot be stepped as one."""
+    kwargs = data.draw(OPTIMIZERS[name][0], label="kwargs")
+    missing = {0, 3}
+    params, optimizer, calls = run(name, kwargs, shapes, dtype, seed, flat=True, missing=missing)
+    expected_params, expected_optimizer, _ = run(name, kwargs, shapes, dtype, seed, False, missing)
+    assert_same(params, optimizer, expected_params, expected_optimizer)
+    total = sum(int(np.prod(s)) for s in shapes)
+    if optimizer.state[params[1]]:  # stateless plain SGD may rightly go flat on full steps
+        assert total not in calls, "a group with unequal steps was stepped as one"
+
+
+def test_moving_a_parameter_out_of_the_buffer_falls_back():
+    rng = np.random.default_rng(0)
+    shapes = [(4,), (3, 2), (5,)]
+    runs = []
+    for flat in (True, False):
+        rng = np.random.default_rng(0)
+        params = [minireg.Parameter(rng.standard_normal(s)) for s in shapes]
+        if flat:
+            flatten_parameters(params)
+        optimizer = minireg.optim.Adam(params, lr=0.1)
+        with update_calls(optimizer) as calls:
+            for step in range(4):
+                for p in params:
+                    p.grad = None
+                    accumulate_grad(p, rng.standard_normal(p.shape))
+                if step == 2:
+                    params[1].data = params[1].data.copy()  # no longer a view of the buffer
+                optimizer.step()
+        runs.append((params, optimizer, calls))
+    (params, optimizer, calls), (expected_params, expected_optimizer, _) = runs
+    assert calls == [15, 15, 4, 6, 5, 4, 6, 5]
+    assert_same(params, optimizer, expected_params, expected_optimizer)
+
+
+def test_flatten_parameters_keeps_values_and_makes_views():
+    rng = np.random.default_rng(1)
+    a = minireg.Parameter(rng.standard_normal((2, 3)).astype(np.float32))
+    b = minireg.Parameter(rng.standard_normal(4).astype(np.float32))
+    a.grad = rng.standard_normal((2, 3)).astype(np.float32)
+    values, grad_values = [a.data.copy(), b.data.copy()], a.grad.copy()
+    data, grad = flatten_parameters([a, b])
+    assert data.dtype == grad.dtype == np.float32 and data.shape == grad.shape == (10,)
+    assert np.array_equal(a.data, values[0]) and np.array_equal(b.data, values[1])
+    assert np.array_equal(a.grad, grad_values) and b.grad is None
+    assert np.shares_memory(a.data, data) and np.shares_memory(b.data, data)
+    data[...] = 7.0
+    assert (a.data == 7.0).all() and (b.data == 7.0).all()
+    accumulate_grad(b, np.ones(4))  # lands in the buffer, rounded to float32
+    assert b.grad.dtype == np.float32 and np.shares_memory(b.grad, grad) and (grad[6:] == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ([], "empty"),
+        ("twice", "more than once"),
+        ("mixed", "one dtype, got float32, float64"),
+    ],
+)
+def test_flatten_parameters_rejects(params, message):
+    p = minireg.Parameter(np.zeros(3, dtype=np.float32))
+    if params == "twice":
+        params = [p, p]
+    elif params == "mixed":
+        params = [p, minireg.Parameter(np.zeros(2))]
+    with pytest.raises(ValueError, match=message):
+        flatten_parameters(params)
+
+
+def test_module_flat_training_matches_plain_and_survives_copies():
+    """A small MLP trained 20 steps with flat and with plain parameters: the same bits."""
+    results = []
+    for flat in (True, False):
+        minireg.manual_seed(3)
+        model = minireg.nn.Sequential(
+            minireg.nn.Linear(5, 8), minireg.nn.ReLU(), minireg.nn.Linear(8, 2)
+        )
+        if flat:
+            data, _ = model.flatten_parameters()
+            assert data.size == sum(p.size for p in model.parameters())
+        optimizer = minireg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        loss_fn = minireg.nn.MSELoss()
+        rng = np.random.default_rng(0)
+        with update_calls(optimizer) as calls:
+            for _ in range(20):
+                x, y = rng.standard_normal((16, 5)), rng.standard_normal((16, 2))
+                optimizer.zero_grad()
+                loss_fn(model(x), y)
+                model.backward(loss_fn.backward())
+                minireg.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+                optimizer.step()
+        assert calls == ([66] * 20 if flat else [40, 8, 16, 2] * 20)
+        # pickling and deep copies keep working (the layout cache is not carried along)
+        clone = pickle.loads(pickle.dumps(optimizer))
+        assert (
+            copy.deepcopy(optimizer).state_dict()["param_groups"]
+            == clone.state_dict()["param_groups"]
+        )
+        results.append([p.data.copy() for p in model.parameters()])
+    for p, q in zip(*results):
+        assert bits(p) == bits(q)
+
+
+def test_adagrad_state_made_at_construction_is_flat():
+    params = [minireg.Parameter(np.ones(3)), minireg.Parameter(np.ones((2, 2)))]
+    flatten_parameters(params)
+    optimizer = minireg.optim.Adagrad(params, initial_accumulator_value=0.5)
+    sums = [optimizer.state[p]["sum"] for p in params]
+    assert sums[0].base is sums[1].base is not None
+    assert [s.shape for s in sums] == [(3,), (2, 2)] and all((s == 0.5).all() for s in sums)
+
+
+def test_to_dtype_takes_parameters_out_of_the_buffer():
+    model = minireg.nn.Linear(3, 2)
+    model.flatten_parameters()
+    model.to(np.float32)
+    accumulate_grad(model.weight, np.ones((2, 3)))
+    assert model.weight.grad.dtype == np.float32 and model.weight.grad.base is None
+
+
+# ------------------------------------------------------------------------------ clipping
+@given(
+    dtype=dtypes,
+    shapes=param_shapes,
+    seed=st.integers(0, 2**31),
+    max_norm=st.sampled_from([0.1, 1.0, 1e6]),
+)
+def test_clip_on_flat_grads_is_bit_identical(dtype, shapes, seed, max_norm):
+    results = []
+    for flat in (True, False):
+        rng = np.random.default_rng(seed)
+        params = [minireg.Parameter(random_array(rng, s, dtype)) for s in shapes]
+        for p in params:
+            p.grad = random_array(rng, p.shape, dtype, scale=10.0)
+        if flat:
+            flatten_parameters(params)
+        norm = clip_grad_norm_(params, max_norm)
+        results.append((norm, [p.grad.copy() for p in params]))
+    (norm, grads), (expected_norm, expected_grads) = results
+    assert bits(norm) == bits(expected_norm)
+    for g, e in zip(grads, expected_grads):
+        assert bits(g) == bits(e)
+
+
+# ------------------------------------------------------------------------------ memory
+def step_peak(n: int) -> int:
+    """Peak bytes allocated during the second Adam step on one float32 parameter of n."""
+    rng = np.random.default_rng(0)
+    param = minireg.Parameter(rng.standard_normal(n, dtype=np.float32))
+    param.grad = rng.standard_normal(n, dtype=np.float32)
+    optimizer = minireg.optim.Adam([param], lr=1e-3)
+    optimizer.step()  # the first step makes the state
+    tracemalloc.start()
+    try:
+        optimizer.step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_adam_step_allocates_no_memory_proportional_to_the_parameter():
+    """Issue 5: scratch is bounded by the block size, so the peak is the same for 1e6 and
+    4e6 elements and far below 20 % of params + grads + state (1.2x in total)."""
+    small, large = step_peak(10**6), step_peak(4 * 10**6)
+    assert large <= 0.2 * 4 * (4 * 10**6 * 4), large
+    assert large <= small + 64 * 1024, (small, large)
