@@ -11,7 +11,12 @@ NumPy cannot replay torch's random stream, so the mask is tested in two halves:
 * **minireg's own masks follow the law**: the number of kept units is Binomial(n, 1-p),
   checked with a two-sided normal-approximation test at level ALPHA = 1e-6 (n = 20 000
   draws and p in [0.01, 0.99], so n·q·(1-q) >= 198 and the approximation is good at that
-  level); channel masks are constant over each channel.
+  level); channel masks are constant over each channel.  The mask is drawn from a random
+  byte per unit plus 32 more bits on a tie with 1-p's first byte (1 in 256 units), so two
+  more tests aim at that draw: the keep rate over 2**23 units for awkward p, which tells
+  1-p from its 8-bit roundings (dropping every tie puts all four p 15 or more standard
+  deviations off, keeping every tie three of them 8 or more), and independence of units
+  1, 7, 8 and 9 apart (within and across the 64-bit words the bytes come from).
 
 Errors and warnings are compared with torch's (type and text).
 """
@@ -131,6 +136,27 @@ def test_channel_mask_kept_fraction_is_binomial(p, seed):
     assert mask.shape == (200, 100, 1)
     assert binomial_ok(int(mask.sum()), mask.size, 1 - p)
     assert np.array_equal(out != 0, np.broadcast_to(mask, x.shape))
+
+
+@pytest.mark.parametrize("p", [0.1, 1 / 3, 0.7, 0.999])
+def test_keep_rate_resolves_awkward_p(p):
+    # 1-p is not a multiple of 1/256 here, so the 32 tie-breaking bits matter: dropping
+    # (or keeping) every tie moves the keep rate by up to 1/256, far outside these bounds.
+    # At p = 0.999 every kept unit comes through a tie.
+    n = 2**23
+    mask = F.dropout_mask((n,), p, np.random.default_rng(12))
+    assert mask.dtype == bool and mask.shape == (n,)
+    assert binomial_ok(int(mask.sum()), n, 1 - p), (int(mask.sum()) / n, 1 - p)
+
+
+@pytest.mark.parametrize("p", [0.5, 1 / 3])
+@pytest.mark.parametrize("lag", [1, 7, 8, 9])
+def test_units_lag_apart_are_independent(p, lag):
+    # Disjoint pairs (i, i + lag): both kept ~ Binomial(pairs, (1-p)^2) if units are independent.
+    n = 2 * lag * 50_000
+    blocks = F.dropout_mask((n,), p, np.random.default_rng(lag)).reshape(-1, 2, lag)
+    both = int(np.count_nonzero(blocks[:, 0] & blocks[:, 1]))
+    assert binomial_ok(both, n // 2, (1 - p) ** 2), (both / (n // 2), (1 - p) ** 2)
 
 
 # ---------------------------------------------------------------------------- channel-wise dropout

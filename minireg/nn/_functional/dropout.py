@@ -25,6 +25,7 @@ masks agree with torch in law, not draw by draw.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -49,15 +50,44 @@ DropoutResult = np.ndarray | tuple[np.ndarray, Mask | None]
 
 
 # ---------------------------------------------------------------------------- kernels
+# The keep test u_i < 1-p is made on a grid of 2**-RESOLUTION_BITS: the keep probability
+# is 1-p rounded to a multiple of 2**-40 (within 2**-41 ≈ 4.5e-13 of 1-p).
+RESOLUTION_BITS = 40
+FIRST_BITS = 8  # the random bits every entry draws; the other 32 only on a tie (1 in 256)
+
+
+def _random_bytes(generator: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` independent uniform bytes: the bytes of ``ceil(n/8)`` uniform 64-bit integers.
+
+    (``generator.integers(0, 256, n, dtype=np.uint8)`` has the same law but is 3× slower.)
+    """
+    words = generator.integers(0, 2**64, -(-n // 8), dtype=np.uint64)
+    return words.view(np.uint8)[:n]
+
+
 def dropout_mask(
     shape: tuple[int, ...], p: float, generator: np.random.Generator | None = None
 ) -> Mask:
     r"""A boolean keep mask of ``shape``: each entry ``True`` with probability :math:`1-p`.
 
-    :math:`m_i \sim \mathrm{Bernoulli}(1-p)` independently, drawn as :math:`u_i < 1-p`
-    with :math:`u_i \sim U[0, 1)`.
+    :math:`m_i \sim \mathrm{Bernoulli}(1-p)` independently, drawn as :math:`u_i < 1-p` with
+    :math:`u_i` uniform on the multiples of :math:`2^{-40}` in :math:`[0, 1)`, so the keep
+    probability is :math:`t/2^{40}`, :math:`t = \mathrm{round}((1-p)\,2^{40})`.  The bits of
+    :math:`u_i` are drawn lazily, most significant first (Knuth and Yao, 1976): write
+    :math:`u_i = (b_i + r_i 2^{-32})/2^8` and :math:`t = h\,2^{32} + \ell` with a random
+    byte :math:`b_i` and 32-bit :math:`r_i`.  Then :math:`b_i < h` keeps, :math:`b_i > h`
+    drops, and only a tie :math:`b_i = h` (probability 1/256) needs :math:`r_i`: keep iff
+    :math:`r_i < \ell`.  About 8 random bits per entry instead of 32 or 64.
     """
-    return np.asarray(resolve(generator).random(shape) < 1.0 - float(p))
+    generator = resolve(generator)
+    rest = RESOLUTION_BITS - FIRST_BITS
+    high, low = divmod(round((1.0 - float(p)) * 2**RESOLUTION_BITS), 2**rest)
+    first = _random_bytes(generator, math.prod(shape))
+    keep = first < high
+    if low:  # with low == 0 a tie is a drop, as ``first < high`` already says
+        tie = np.flatnonzero(first == high)
+        keep[tie] = generator.integers(0, 2**rest, tie.size, dtype=np.uint64) < low
+    return keep.reshape(shape)
 
 
 def channel_mask_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -70,13 +100,20 @@ def channel_mask_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[0], shape[1]) + (1,) * (len(shape) - 2)
 
 
-def _noise(mask: Mask, p: float, dtype: np.dtype) -> np.ndarray:
-    r"""The multiplier :math:`m/(1-p)` in ``dtype`` (zeros when :math:`p = 1`)."""
-    if p == 1:
-        return np.zeros((), dtype)  # torch multiplies by a 0-d zero: inf and nan inputs become nan
-    # torch divides the 0/1 mask by (1-p) rounded to the dtype, so a kept value is
-    # x * fl(1/fl(1-p)); x / (1-p) differs from it by an ULP for many x when p != 0.5.
-    return mask.astype(dtype) / dtype.type(1.0 - p)
+def _apply_mask(x: np.ndarray, mask: Mask, p: float, out: np.ndarray) -> np.ndarray:
+    r"""``out`` :math:`= x \odot m/(1-p)`, rounded as torch rounds it.
+
+    torch multiplies ``x`` by the noise ``m / (1-p)`` computed in ``x``'s dtype, i.e. by 0
+    or :math:`s = \mathrm{fl}(1/\mathrm{fl}(1-p))` (``x / (1-p)`` differs from ``x * s`` by
+    an ULP for many ``x`` when :math:`p \ne 0.5`).  Here :math:`(x \odot m) \cdot s`, two
+    in-place passes and no noise array: the same numbers, since :math:`x \cdot 1` is exact
+    and :math:`(x \cdot 0) \cdot s` keeps the sign of :math:`x \cdot 0` (and its ``nan``
+    for an infinite ``x``).  At :math:`p = 1` the result is :math:`x \cdot 0`.
+    """
+    zero_or_scale = np.zeros((), x.dtype) if p == 1 else x.dtype.type(1) / x.dtype.type(1 - p)
+    with np.errstate(invalid="ignore"):  # inf * 0 = nan, silently, as in torch
+        np.multiply(x, mask, out=out)  # x_i, or x_i * 0
+        return np.multiply(out, zero_or_scale, out=out)
 
 
 def dropout_with_mask(
@@ -92,9 +129,7 @@ def dropout_with_mask(
     x = np.asarray(input)
     if mask is None:
         return x
-    noise = _noise(mask, p, x.dtype)
-    with np.errstate(invalid="ignore"):  # inf * 0 = nan, silently, as in torch
-        return np.multiply(x, noise, out=x if inplace else np.empty_like(x))
+    return _apply_mask(x, mask, p, out=x if inplace else np.empty_like(x))
 
 
 def dropout_backward(grad_output: np.ndarray, mask: Mask | None, p: float) -> np.ndarray:
@@ -107,8 +142,7 @@ def dropout_backward(grad_output: np.ndarray, mask: Mask | None, p: float) -> np
     g = np.asarray(grad_output)
     if mask is None:
         return g
-    with np.errstate(invalid="ignore"):
-        return np.multiply(g, _noise(mask, p, g.dtype), out=np.empty_like(g))
+    return _apply_mask(g, mask, p, out=np.empty_like(g))
 
 
 # ---------------------------------------------------------------------------- torch's functions
