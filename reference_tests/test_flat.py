@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import minireg
 from minireg.nn.utils import clip_grad_norm_, flatten_parameters
+from minireg.nn.utils.flat import whole_grad_buffer
 from minireg.parameter import accumulate_grad
 from reference_tests.conftest import dtypes, random_array
 from reference_tests.test_blocking import OPTIMIZERS, bits
@@ -286,3 +287,21 @@ def test_adam_step_allocates_no_memory_proportional_to_the_parameter():
     small, large = step_peak(10**6), step_peak(4 * 10**6)
     assert large <= 0.2 * 4 * (4 * 10**6 * 4), large
     assert large <= small + 64 * 1024, (small, large)
+
+
+def test_whole_grad_buffer_only_for_exactly_all_of_one_buffer():
+    params = [minireg.Parameter(np.ones(n, dtype=np.float32)) for n in (3, 4, 5)]
+    for p in params:
+        p.grad = np.full(p.shape, 2.0, dtype=np.float32)
+    _, grad = flatten_parameters(params)
+    assert whole_grad_buffer(params) is grad
+    assert whole_grad_buffer(params[::-1]) is grad  # order does not matter for a scaling
+    assert whole_grad_buffer(params[:2]) is None  # a subset: the rest must stay untouched
+    assert whole_grad_buffer([params[0], params[0], params[1], params[2]]) is None
+    params[1].grad = params[1].grad.copy()  # moved out of the buffer
+    assert whole_grad_buffer(params) is None
+
+    params[1].grad = None
+    accumulate_grad(params[1], np.full(4, 2.0))  # back into its slot
+    clip_grad_norm_(params[:2], 1.0)  # clips the first two only
+    assert (params[2].grad == 2.0).all() and (params[0].grad < 1).all()

@@ -27,7 +27,7 @@ import numpy as np
 
 from minireg.parameter import Parameter
 
-__all__ = ["FlatParameters", "flatten_parameters"]
+__all__ = ["FlatParameters", "flatten_parameters", "whole_grad_buffer"]
 
 
 class FlatParameters(NamedTuple):
@@ -75,3 +75,30 @@ def flatten_parameters(parameters: Parameter | Iterable[Parameter]) -> FlatParam
         p._grad_slot = grad_view
         start = stop
     return FlatParameters(data, grad)
+
+
+def whole_grad_buffer(parameters: list[Parameter]) -> np.ndarray | None:
+    """The grad buffer of one :func:`flatten_parameters` call, if ``parameters`` are all of it.
+
+    That is: distinct parameters, each gradient in its slot of the same buffer, and as
+    many elements as the buffer holds -- so the slots (disjoint, by construction) cover it
+    and an operation that treats every element alike can run on the buffer instead of on
+    each gradient.  ``None`` otherwise.  Cheap (identity checks only), unlike comparing
+    addresses, so ``clip_grad_norm_`` can ask on every call.
+    """
+    if not parameters or len({id(p) for p in parameters}) != len(parameters):
+        return None
+    owner = None
+    total = 0
+    for p in parameters:
+        grad = p.grad
+        if grad is None or grad is not getattr(p, "_grad_slot", None):
+            return None
+        if owner is None:
+            owner = grad.base
+        elif grad.base is not owner:
+            return None
+        total += grad.size
+    if not isinstance(owner, np.ndarray) or owner.ndim != 1 or owner.size != total:
+        return None
+    return owner
