@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="let a failing figure raise with its traceback"
     )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch's intra-op threads (default 1: deterministic, and like-for-like with "
+        "NumPy's single-threaded ufuncs; the speed benchmark reports what was used)",
+    )
     return parser
 
 
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     else:
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, args.torch_threads))
 
     from plots._style import MissingDependency, NeedsTorch
 

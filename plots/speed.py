@@ -6,10 +6,15 @@ benchmark runs minireg and torch in this one process, float32 throughout:
 * optimizer steps -- Adam, AdamW, SGD(momentum=0.9), RMSprop and Adagrad on one tensor of
   1e5, 1e6 and 1e7 elements and on 1000 tensors of 1e4 elements; minireg against torch's
   default (a for-loop over the tensors on the CPU), ``foreach=True`` and, where torch
-  has it on the CPU (SGD, Adam, AdamW, Adagrad), ``fused=True``;
-* ``clip_grad_norm_(max_norm=1)`` over 1000 × 1e4 gradients (torch's default is its
-  foreach path on the CPU), with the relative error of the total norm each side returns
-  against a float64 reference;
+  has it on the CPU (SGD, Adam, AdamW, Adagrad), ``fused=True``.  For the 1000 tensors
+  minireg runs twice: separate arrays ("minireg") and the same tensors held in one flat
+  buffer by ``minireg.nn.utils.flatten_parameters`` ("minireg flat"); the flat step is
+  also compared with the single 1e7-element step (``data["flat_over_single"]``);
+* the peak memory allocated during one Adam step on the largest single tensor
+  (``tracemalloc``, untimed), against params + grads + state;
+* ``clip_grad_norm_(max_norm=1)`` over 1000 × 1e4 gradients, separate and flat (torch's
+  default is its foreach path on the CPU), with the relative error of the total norm each
+  side returns against a float64 reference;
 * BatchNorm2d on (32, 64, 56, 56) and BatchNorm1d on (1024, 4096), training mode,
   forward + backward: minireg's module forward and ``backward(grad)``, torch's forward
   and autograd backward of a random upstream gradient (the input gradient included);
@@ -22,15 +27,19 @@ reversed every other round so that neither side always runs first (caches, turbo
 neighbour).  The result is the median per-call time over the rounds, and the spread is
 the interquartile range over the median.  The garbage collector is off while timing.
 
-Thread counts are left as they are: ``python -m plots`` pins torch (and BLAS, through
-``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``) to one thread before this runs, which is also
-what NumPy's element-wise loops use.  The printout and ``data["environment"]`` say what
-was in force: torch's thread count, NumPy's BLAS and its CPU kernel, ``OPENBLAS_CORETYPE``
-and the load average before and after (another process on the 2 cores skews everything).
+Threads: minireg is single-threaded (NumPy's element-wise loops are; two Python threads
+over cache-sized blocks were measured no faster, as every ufunc call hands the GIL over).
+``python -m plots`` sets torch's intra-op threads to ``--torch-threads`` (default 1, the
+like-for-like comparison; ``--torch-threads 2`` lets torch use both cores of the dev
+machine) and BLAS, through ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``, to one thread.
+The printout and ``data["environment"]`` say what was in force: torch's thread count,
+NumPy's BLAS and its CPU kernel, ``OPENBLAS_CORETYPE`` and the load average before and
+after (another process on the 2 cores skews everything).
 
 The printed table is a Markdown table of median milliseconds and the ratios
 ``minireg / torch`` (default) and ``minireg / torch fused``: above 1, minireg is slower.
-``--json`` writes the same numbers (``data["benchmarks"]``).
+Where a flat-buffer time exists, the ratios use it.  ``--json`` writes the same numbers
+(``data["benchmarks"]``).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import os
 import platform
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +77,10 @@ from plots._style import (
 
 __all__ = ["Benchmark", "draw", "environment", "markdown_table", "measure"]
 
-VARIANTS = ("minireg", "torch", "torch foreach", "torch fused")
+VARIANTS = ("minireg", "minireg flat", "torch", "torch foreach", "torch fused")
 STYLE: dict[str, dict[str, Any]] = {
     "minireg": {"color": color(0), "linestyle": "-", "linewidth": 1.8, "marker": "o"},
+    "minireg flat": {"color": color(4), "linestyle": "-", "linewidth": 1.8, "marker": "D"},
     "torch": {"color": color(1), "linestyle": "--", "linewidth": 1.3, "marker": "o"},
     "torch foreach": {"color": color(2), "linestyle": "--", "linewidth": 1.3, "marker": "^"},
     "torch fused": {"color": color(3), "linestyle": ":", "linewidth": 1.5, "marker": "s"},
@@ -158,11 +169,19 @@ class Benchmark:
     rounds: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def ours(self) -> float | None:
+        """minireg's time: with flat buffers where that was measured, else the plain one."""
+        return self.seconds.get("minireg flat", self.seconds.get("minireg"))
+
     def ratio(self, variant: str) -> float | None:
-        """``minireg / variant`` of the median times (``None`` where torch has no such path)."""
-        if variant not in self.seconds or "minireg" not in self.seconds:
+        """``minireg / variant`` of the median times (``None`` where torch has no such path).
+
+        minireg's side is :meth:`ours`: the flat-buffer time where there is one.
+        """
+        ours = self.ours()
+        if variant not in self.seconds or ours is None:
             return None
-        return self.seconds["minireg"] / self.seconds[variant]
+        return ours / self.seconds[variant]
 
     def record(self) -> dict[str, Any]:
         return {
@@ -250,6 +269,7 @@ def _case(tensors: int, each: int) -> str:
 def _optimizer(torch: ModuleType, name: str, tensors: int, each: int, scale: Scale) -> Benchmark:
     """``optimizer.step()`` on ``tensors`` float32 tensors of ``each`` elements, gradients set."""
     Parameter = require("minireg.parameter.Parameter")
+    flatten_parameters = require("minireg.nn.utils.flatten_parameters")
     minireg_class = require(f"minireg.optim.{name}")
     options = OPTIMIZERS[name]
     rng = np.random.default_rng(0)
@@ -262,6 +282,12 @@ def _optimizer(torch: ModuleType, name: str, tensors: int, each: int, scale: Sca
         p.grad = g.copy()
         params.append(p)
     calls: dict[str, Callable[[], Any]] = {"minireg": minireg_class(params, **options).step}
+    if tensors > 1:  # the same tensors held as views of one buffer: one kernel call per step
+        flat = [Parameter(d.copy()) for d in data]
+        for p, g in zip(flat, grads):
+            p.grad = g.copy()
+        flatten_parameters(flat)
+        calls["minireg flat"] = minireg_class(flat, **options).step
     for variant, flags in (
         ("torch", {}),
         ("torch foreach", {"foreach": True}),
@@ -287,6 +313,7 @@ def _optimizer(torch: ModuleType, name: str, tensors: int, each: int, scale: Sca
 def _clip(torch: ModuleType, tensors: int, each: int, scale: Scale) -> Benchmark:
     """``clip_grad_norm_(max_norm=1)``, and the total norm's error against float64."""
     Parameter = require("minireg.parameter.Parameter")
+    flatten_parameters = require("minireg.nn.utils.flatten_parameters")
     clip_grad_norm_ = require("minireg.nn.utils.clip_grad_norm_")
     get_total_norm = require("minireg.nn.utils.get_total_norm")
     rng = np.random.default_rng(1)
@@ -295,11 +322,13 @@ def _clip(torch: ModuleType, tensors: int, each: int, scale: Scale) -> Benchmark
         sum(float(np.dot(g.astype(np.float64), g.astype(np.float64))) for g in grads)
     )
 
-    params = []
+    params, flat = [], []
     for g in grads:
-        p = Parameter(np.zeros(each, dtype=np.float32))
-        p.grad = g.copy()
-        params.append(p)
+        for group in (params, flat):
+            p = Parameter(np.zeros(each, dtype=np.float32))
+            p.grad = g.copy()
+            group.append(p)
+    flatten_parameters(flat)
 
     def torch_params() -> list[Any]:
         out = []
@@ -315,6 +344,7 @@ def _clip(torch: ModuleType, tensors: int, each: int, scale: Scale) -> Benchmark
     theirs = float(torch.nn.utils.get_total_norm([t.grad for t in default]))
     calls = {
         "minireg": lambda: clip_grad_norm_(params, 1.0),
+        "minireg flat": lambda: clip_grad_norm_(flat, 1.0),
         "torch": lambda: torch.nn.utils.clip_grad_norm_(default, 1.0),
         "torch foreach": lambda: torch.nn.utils.clip_grad_norm_(foreach, 1.0, foreach=True),
     }
@@ -326,6 +356,29 @@ def _clip(torch: ModuleType, tensors: int, each: int, scale: Scale) -> Benchmark
         "torch": abs(theirs - reference) / reference,
     }
     return _run(bench, calls, scale)
+
+
+def adam_step_peak(elements: int) -> dict[str, float]:
+    """Peak memory allocated during one minireg Adam step (the second: state exists).
+
+    Measured with ``tracemalloc``, which NumPy reports its array buffers to.  Returned in
+    bytes and as a fraction of params + grads + state (4 float32 arrays of ``elements``).
+    """
+    Parameter = require("minireg.parameter.Parameter")
+    adam = require("minireg.optim.Adam")
+    rng = np.random.default_rng(3)
+    param = Parameter(rng.standard_normal(elements, dtype=np.float32))
+    param.grad = rng.standard_normal(elements, dtype=np.float32)
+    optimizer = adam([param], lr=1e-3)
+    optimizer.step()
+    tracemalloc.start()
+    try:
+        optimizer.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    held = 4 * param.data.nbytes  # params, grads, exp_avg, exp_avg_sq
+    return {"peak_bytes": peak, "held_bytes": held, "total_over_held": (held + peak) / held}
 
 
 def _module(
@@ -368,7 +421,10 @@ def benchmarks(torch: ModuleType, scale: Scale, progress: Callable[[str], None])
 
     for name in OPTIMIZERS:
         for size in scale.sizes:
-            add(_optimizer(torch, name, 1, size, scale))
+            bench = _optimizer(torch, name, 1, size, scale)
+            if name == "Adam" and size == max(scale.sizes):
+                bench.extra["memory"] = adam_step_peak(size)
+            add(bench)
         add(_optimizer(torch, name, *scale.many, scale))
     add(_clip(torch, *scale.clip, scale))
     add(_module(torch, "BatchNorm2d", scale.bn2d, scale))
@@ -448,7 +504,7 @@ def _times(ratio: float | None) -> str:
 
 
 HEADER = (
-    "| benchmark | minireg ms | torch ms | foreach ms | fused ms "
+    "| benchmark | minireg ms | flat ms | torch ms | foreach ms | fused ms "
     "| minireg/torch | minireg/fused | spread |"
 )
 
@@ -456,11 +512,25 @@ HEADER = (
 def _row(bench: Benchmark) -> str:
     spread = max(bench.spread.values()) if bench.spread else float("nan")
     return (
-        f"| {bench.name} | {_ms(bench.seconds.get('minireg'))} | {_ms(bench.seconds.get('torch'))} "
+        f"| {bench.name} | {_ms(bench.seconds.get('minireg'))} "
+        f"| {_ms(bench.seconds.get('minireg flat'))} | {_ms(bench.seconds.get('torch'))} "
         f"| {_ms(bench.seconds.get('torch foreach'))} | {_ms(bench.seconds.get('torch fused'))} "
         f"| {_times(bench.ratio('torch'))} | {_times(bench.ratio('torch fused'))} "
         f"| {spread:.0%} |"
     )
+
+
+def flat_over_single(benches: list[Benchmark]) -> dict[str, float]:
+    """Per optimizer: the flat many-tensor step over the single tensor of as many elements."""
+    out = {}
+    for many in benches:
+        if many.optimizer and "minireg flat" in many.seconds:
+            for single in benches:
+                if (single.optimizer, single.tensors, single.elements) == (
+                    many.optimizer, 1, many.elements
+                ):
+                    out[many.optimizer] = many.seconds["minireg flat"] / single.seconds["minireg"]
+    return out
 
 
 def markdown_table(benches: list[Benchmark]) -> str:
@@ -567,9 +637,22 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
                     f"minireg {error['minireg']:.2e}, torch {error['torch']:.2e}",
                     flush=True,
                 )
+        flat = flat_over_single(benches)
+        if flat:
+            shown = ", ".join(f"{name} {ratio:.2f}" for name, ratio in flat.items())
+            print(f"speed: flat {_case(*scale.many)} step / single-tensor step: {shown}")
+        memory = next((b.extra["memory"] for b in benches if "memory" in b.extra), None)
+        if memory:
+            print(
+                f"speed: Adam step peak allocation {memory['peak_bytes'] / 2**20:.2f} MiB; "
+                f"params + grads + state + peak = {memory['total_over_held']:.3f}x "
+                "params + grads + state",
+                flush=True,
+            )
         result.data = {
             "environment": env,
             "benchmarks": [b.record() for b in benches],
+            "flat_over_single": flat,
             "table": markdown_table(benches),
         }
 
