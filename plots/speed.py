@@ -525,10 +525,9 @@ def flat_over_single(benches: list[Benchmark]) -> dict[str, float]:
     out = {}
     for many in benches:
         if many.optimizer and "minireg flat" in many.seconds:
+            key = (many.optimizer, 1, many.elements)
             for single in benches:
-                if (single.optimizer, single.tensors, single.elements) == (
-                    many.optimizer, 1, many.elements
-                ):
+                if (single.optimizer, single.tensors, single.elements) == key:
                     out[many.optimizer] = many.seconds["minireg flat"] / single.seconds["minireg"]
     return out
 
