@@ -233,14 +233,17 @@ class Optimizer:
         params = group["params"]
         if len(params) < 2 or any(p.grad is None for p in params):
             return False
+        owner = params[0].data.base  # cheap test first: all data views of one array?
+        if owner is None or any(p.data.base is not owner for p in params):
+            return False
         states = [self.state[p] for p in params]
         keys = set(states[0])
         if any(set(s) != keys for s in states):
             return False
         scalar_keys = [k for k in keys if k in self._scalar_state]
         for key in scalar_keys:  # e.g. all step counters equal
-            first = states[0][key]
-            if any(s[key] != first for s in states):
+            first = float(states[0][key])
+            if any(float(s[key]) != first for s in states):
                 return False
         element_keys = sorted(k for k in keys if k not in self._scalar_state)
         layout = self._flat_layout(group, params, states, element_keys)
