@@ -17,23 +17,32 @@ kernel             one mean and variance per                   :math:`\gamma, \b
 ``group_norm``     sample and group, over ``(C/G, *spatial)``  channel
 =================  ==========================================  ===========================
 
+Every kernel works on a three-axis view ``(N, C, L)`` of its (contiguous) input, with
+``L`` the product of the trailing axes: batch norm's groups are the channels, reduced
+over N and L; layer and group norm view their input as ``(samples, 1, normalized
+elements)`` and ``(N, G, C/G * spatial)`` and reduce each row over L.  :func:`_sum` does
+all those reductions; the statistics come out shaped ``(C, 1)`` or ``(N, C, 1)``, which
+broadcast against the view.
+
 Calling convention.  A forward function takes ``torch.nn.functional``'s arguments in
 its order and returns the output, as torch does; ``batch_norm`` and ``instance_norm``
 update the running statistics they are given **in place**.  Each ``*_backward`` takes the
 upstream gradient ``grad_output`` followed by the forward's own arguments (without
 ``bias`` and ``momentum``, which the gradient does not depend on) and returns
 ``(grad_input, grad_weight, grad_bias)``.  It recomputes :math:`\hat x` from the input rather
-than receiving a cache: one extra reduction, and the forward keeps torch's signature.
+than receiving a cache: two extra reductions, and the forward keeps torch's signature.
 ``grad_weight`` :math:`=\sum \bar y\,\hat x` and ``grad_bias`` :math:`=\sum \bar y` are
 returned even when the layer has no weight or bias; a caller keeps the ones it owns.
 
-Numerics.  Statistics and the reductions of the backward pass are accumulated in
-float64 and rounded once to the input's dtype (torch's float32 CPU kernels accumulate in
-double too: their saved float32 mean is the float64 mean rounded).  Everything else
-stays in the input's dtype.  torch evaluates the output as
-:math:`x\cdot(\gamma s) + (\beta - \mu\gamma s)` with :math:`s = 1/\sqrt{\sigma^2+\epsilon}`,
-not in the textbook order used here, so float32 results differ from torch's by a few
-units in the last place of the largest of those terms.
+Numerics.  Sums are accumulated in float64 (see :func:`_sum`) and rounded once to the
+input's dtype (torch's float32 CPU kernels accumulate in double too: their saved float32
+mean is the float64 mean rounded); for float32 data the mean and variance of 1e7
+values keep a relative error below 1e-6.  Everything else stays in the input's dtype,
+computed in place on the kernel's own copy :math:`x-\mu` where that saves a pass over
+memory.  torch evaluates the output as :math:`x\cdot(\gamma s) + (\beta - \mu\gamma s)`
+with :math:`s = 1/\sqrt{\sigma^2+\epsilon}`, not :math:`(x-\mu)\,(\gamma s) + \beta` as
+here, so float32 results differ from torch's by a few units in the last place of the
+largest of those terms.
 
 Shapes in messages are printed the NumPy way, ``(3, 4)``, where torch prints
 ``torch.Size([3, 4])``; shapes torch prints as lists (``[2, 3]``) stay lists.
@@ -59,59 +68,123 @@ __all__ = [
 
 
 # ============================================================================ shared math
-def _moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and biased variance of ``x`` over ``axes`` (kept as size-1 axes), in x's dtype,
-    accumulated in float64.  Groups with no element (empty input) get mean 0, variance 1."""
-    if math.prod(x.shape[a] for a in axes) == 0:  # nothing to normalise: avoid 0/0
-        shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape))
-        return np.zeros(shape, x.dtype), np.ones(shape, x.dtype)
-    mean = np.mean(x, axis=axes, keepdims=True, dtype=np.float64)
-    var = np.mean(np.square(x - mean), axis=axes, keepdims=True)
-    return mean.astype(x.dtype), var.astype(x.dtype)
+# The most values one partial sum of _sum adds up in the input's dtype.
+_RUN = 4096
 
 
-def _standardize(
-    x: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`\hat x = (x-\mu)\,s` with :math:`s = 1/\sqrt{\sigma^2+\epsilon}`; returns ``(x_hat, s)``."""
-    invstd = 1.0 / np.sqrt(var + eps)  # eps inside the square root
-    return (x - mean) * invstd, invstd
+def _sum(a: np.ndarray, b: np.ndarray | None = None, *, over_batch: bool) -> np.ndarray:
+    r""":math:`\sum a` (or :math:`\sum a\,b`) of ``(N, C, L)`` arrays over L, and over N as
+    well when ``over_batch``: float64 of shape ``(C,)``, else ``(N, C)``.
+
+    Accurate and fast at once.  Adding millions of float32 values one after another in
+    float32 loses digits, and NumPy does just that along a strided axis (a channel of an
+    ``(N, C)`` batch) and in float32 dot products (einsum, dot: a few SIMD lanes); it sums
+    pairwise only along a contiguous axis.  Asking it for a float64 sum instead makes it
+    convert every value first, two to three times slower.  So the values are cut into
+    *runs* of at most ``_RUN``: pieces of a row when rows are long, else blocks of
+    ``_RUN // L`` whole samples (batch norm of ``(N, C)``: L = 1).  ``np.einsum`` sums each
+    run in the input's dtype, in one vectorised pass, and the runs' partial sums are added
+    in float64: a relative error near 1e-8 at 1e7 float32 values (test_norm_accuracy.py).
+    """
+    operands = (a,) if b is None else (a, b)
+
+    def einsum(pattern: str, *views: np.ndarray) -> np.ndarray:  # the pattern for each operand
+        inputs, output = pattern.split("->")
+        return np.einsum(",".join([inputs] * len(views)) + "->" + output, *views)
+
+    n, c, l = a.shape
+    if l >= _RUN or not over_batch:  # runs along each row; a row's remainder is one more run
+        cut = l - l % _RUN
+        runs = einsum("ncrk->ncr", *(v[..., :cut].reshape(n, c, cut // _RUN, _RUN) for v in operands))
+        rows = runs.sum(axis=2, dtype=np.float64) + einsum("ncl->nc", *(v[..., cut:] for v in operands))
+        return rows.sum(axis=0) if over_batch else rows  # (float64 over the samples)
+    per_run = _RUN // max(l, 1)  # samples per run; the leftover samples are one more run
+    cut = n - n % per_run
+    runs = einsum("rkcl->rc", *(v[:cut].reshape(cut // per_run, per_run, c, l) for v in operands))
+    return runs.sum(axis=0, dtype=np.float64) + einsum("ncl->c", *(v[cut:] for v in operands))
 
 
-def _sum(a: np.ndarray, axes: tuple[int, ...], keepdims: bool = False) -> np.ndarray:
-    """``a.sum(axes)`` accumulated in float64, returned in a's dtype."""
-    return np.sum(a, axis=axes, keepdims=keepdims, dtype=np.float64).astype(a.dtype)
+def _count(x: np.ndarray, over_batch: bool) -> int:
+    """How many values of the ``(N, C, L)`` array ``x`` share one mean and variance."""
+    return (x.shape[0] if over_batch else 1) * x.shape[2]
+
+
+def _moments(x: np.ndarray, over_batch: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(x - mean, mean, var)``: :math:`\mu = \frac1n\sum x` and the biased
+    :math:`\sigma^2 = \frac1n\sum (x-\mu)^2` of each group of the ``(N, C, L)`` array ``x``
+    (see :func:`_sum`), shaped ``(C, 1)`` or ``(N, C, 1)``, all in x's dtype.  The centred
+    values are a new array that the caller may overwrite.  Empty groups get mean 0, variance 1."""
+    n = _count(x, over_batch)
+    if n == 0:  # nothing to normalise: avoid 0/0
+        shape = (x.shape[1], 1) if over_batch else (x.shape[0], x.shape[1], 1)
+        return x.copy(), np.zeros(shape, x.dtype), np.ones(shape, x.dtype)
+    mean = (_sum(x, over_batch=over_batch) / n).astype(x.dtype)[..., None]
+    centered = x - mean
+    var = (_sum(centered, centered, over_batch=over_batch) / n).astype(x.dtype)[..., None]
+    return centered, mean, var
+
+
+def _invstd(var: np.ndarray, eps: float) -> np.ndarray:
+    r""":math:`s = 1/\sqrt{\sigma^2+\epsilon}` (eps inside the square root)."""
+    return 1.0 / np.sqrt(var + eps)
+
+
+def _standardize(x: np.ndarray, over_batch: bool, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\hat x = (x-\mu)\,s` (a new array) and :math:`s` for each group of the
+    ``(N, C, L)`` array ``x`` (see :func:`_moments`)."""
+    centered, _, var = _moments(x, over_batch)
+    invstd = _invstd(var, eps)
+    centered *= invstd  # in place: centered is our own array
+    return centered, invstd
 
 
 def _standardize_backward(
-    grad_xhat: np.ndarray, xhat: np.ndarray, invstd: np.ndarray, axes: tuple[int, ...]
+    grad_xhat: np.ndarray, xhat: np.ndarray, scale: np.ndarray, sum_g: np.ndarray, sum_gx: np.ndarray, n: int
 ) -> np.ndarray:
-    r"""Gradient through :math:`\hat x = (x-\mu)/\sqrt{\sigma^2+\epsilon}` when :math:`\mu` and
-    :math:`\sigma^2` are the mean and biased variance of the same :math:`n` elements:
+    r"""Gradient through :math:`\hat x = (x-\mu)\,s` when :math:`\mu` and :math:`\sigma^2` are
+    the mean and biased variance of the same :math:`n` elements (one group of the
+    ``(N, C, L)`` arrays):
 
     .. math::
         \frac{\partial L}{\partial x} = \frac{s}{n}\Big(n\,\hat g - \sum \hat g
             - \hat x \sum \hat g\,\hat x\Big), \qquad \hat g = \frac{\partial L}{\partial \hat x}
 
-    (the two sums run over ``axes``; they are the paths through :math:`\mu` and :math:`\sigma^2`).
+    (the two sums, over each group, are the paths through :math:`\mu` and :math:`\sigma^2`;
+    they come from :func:`_sum` as ``sum_g`` and ``sum_gx``, float64).  ``scale`` is :math:`s`, or
+    :math:`\gamma s` when :math:`\gamma` is constant over each group (batch norm): it then
+    factors out of the parentheses.  The result is built in ``xhat``'s memory (no new
+    array, one pass less over memory), so ``xhat`` is lost.
     """
-    n = math.prod(xhat.shape[a] for a in axes)
     if n == 0:
         return np.zeros_like(grad_xhat)
-    sum_g = _sum(grad_xhat, axes, keepdims=True)
-    sum_gx = _sum(grad_xhat * xhat, axes, keepdims=True)
-    return invstd / n * (n * grad_xhat - sum_g - xhat * sum_gx)
+    mean_g = (sum_g / n).astype(xhat.dtype)[..., None]
+    mean_gx = (sum_gx / n).astype(xhat.dtype)[..., None]
+    # s * (g - mean(g) - xhat * mean(g xhat)), computed as -s * ((xhat * mean(g xhat) - g) + mean(g))
+    grad_input = xhat
+    grad_input *= mean_gx
+    grad_input -= grad_xhat
+    grad_input += mean_g
+    grad_input *= -scale
+    return grad_input
 
 
-def _per_channel(a: np.ndarray | None, ndim: int) -> np.ndarray | None:
-    """A length-C vector shaped ``(C, 1, ..., 1)`` to broadcast against ``(N, C, *spatial)``."""
-    return None if a is None else a.reshape((-1,) + (1,) * (ndim - 2))
+def _per_channel(a: np.ndarray | None) -> np.ndarray | None:
+    """A length-C vector shaped ``(C, 1)`` to broadcast against an ``(N, C, L)`` view."""
+    return None if a is None else a.reshape(-1, 1)
 
 
-def _affine(xhat: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
-    r""":math:`y = \gamma\hat x + \beta` (weight and bias already shaped to broadcast)."""
-    y = xhat if weight is None else xhat * weight
-    return y if bias is None else y + bias
+def _as_ncl(a: np.ndarray) -> np.ndarray:
+    """The ``(N, C, L)`` view of an ``(N, C, *spatial)`` array, L = prod(spatial)."""
+    return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
+
+
+def _affine_(xhat: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
+    r""":math:`y = \gamma\hat x + \beta`, in place on ``xhat`` (weight and bias shaped to broadcast)."""
+    if weight is not None:
+        xhat *= weight
+    if bias is not None:
+        xhat += bias
+    return xhat
 
 
 # ============================================================================ checks
@@ -148,18 +221,6 @@ def _check_batch_norm_arguments(
 
 
 # ============================================================================ batch norm
-def _batch_statistics(
-    input: np.ndarray, running_mean: np.ndarray | None, running_var: np.ndarray | None, training: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The (mean, biased variance) batch norm normalises with: this batch's in training,
-    the running estimates otherwise; shaped to broadcast against ``input``."""
-    if training:
-        return _moments(input, (0, *range(2, input.ndim)))
-    assert running_mean is not None and running_var is not None
-    channel_shape = (-1,) + (1,) * (input.ndim - 2)  # as _per_channel
-    return running_mean.reshape(channel_shape), running_var.reshape(channel_shape)
-
-
 def _batch_norm(
     input: np.ndarray,
     running_mean: np.ndarray | None,
@@ -171,16 +232,22 @@ def _batch_norm(
     eps: float,
 ) -> np.ndarray:
     """Batch norm without argument checks (instance norm calls it on a reshaped input)."""
-    mean, var = _batch_statistics(input, running_mean, running_var, training)
-    if training and running_mean is not None and running_var is not None and input.size > 0:
-        n = input.size // input.shape[1]
-        # The running variance estimates the population variance, so torch blends in the
-        # UNBIASED batch variance sum/(n-1), though it normalised with the biased sum/n.
-        unbiased = var.reshape(-1) * (n / (n - 1))
-        running_mean[...] = momentum * mean.reshape(-1) + (1 - momentum) * running_mean
-        running_var[...] = momentum * unbiased + (1 - momentum) * running_var
-    xhat, _ = _standardize(input, mean, var, eps)
-    return _affine(xhat, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim))
+    x = _as_ncl(input)
+    if training:  # this batch's statistics
+        centered, mean, var = _moments(x, over_batch=True)
+        if running_mean is not None and running_var is not None and input.size > 0:
+            n = _count(x, over_batch=True)
+            # The running variance estimates the population variance, so torch blends in the
+            # UNBIASED batch variance sum/(n-1), though it normalised with the biased sum/n.
+            unbiased = var.reshape(-1) * (n / (n - 1))
+            running_mean[...] = momentum * mean.reshape(-1) + (1 - momentum) * running_mean
+            running_var[...] = momentum * unbiased + (1 - momentum) * running_var
+    else:  # the running estimates
+        assert running_mean is not None and running_var is not None
+        centered, var = x - running_mean.reshape(-1, 1), running_var.reshape(-1, 1)
+    # y = gamma * xhat + beta = (x - mu) * (gamma * s) + beta: one pass for both factors
+    scale = _invstd(var, eps) if weight is None else _invstd(var, eps) * _per_channel(weight)
+    return _affine_(centered, scale, _per_channel(bias)).reshape(input.shape)
 
 
 def batch_norm(
@@ -250,17 +317,22 @@ def batch_norm_backward(
     In evaluation the running statistics are constants: :math:`\partial L/\partial x = \gamma\,s\,\bar y`.
     """
     grad_output, input = np.asarray(grad_output), np.asarray(input)
-    axes = (0, *range(2, input.ndim))
-    mean, var = _batch_statistics(input, running_mean, running_var, training)
-    xhat, invstd = _standardize(input, mean, var, float(eps))
-    grad_weight = _sum(grad_output * xhat, axes)
-    grad_bias = _sum(grad_output, axes)
-    grad_xhat = grad_output if weight is None else grad_output * _per_channel(weight, input.ndim)
-    if training:  # the closed form above, with gamma folded into the upstream gradient
-        grad_input = _standardize_backward(grad_xhat, xhat, invstd, axes)
+    x, grad_y = _as_ncl(input), _as_ncl(grad_output)
+    if training:
+        xhat, invstd = _standardize(x, over_batch=True, eps=float(eps))
     else:
-        grad_input = grad_xhat * invstd
-    return grad_input, grad_weight, grad_bias
+        assert running_mean is not None and running_var is not None
+        invstd = _invstd(running_var.reshape(-1, 1), float(eps))
+        xhat = x - running_mean.reshape(-1, 1)
+        xhat *= invstd  # in place: the difference is our own array
+    sum_g = _sum(grad_y, over_batch=True)
+    sum_gx = _sum(grad_y, xhat, over_batch=True)
+    scale = invstd if weight is None else invstd * _per_channel(weight)  # gamma * s
+    if training:  # the closed form above, with gamma folded into the scale
+        grad_input = _standardize_backward(grad_y, xhat, scale, sum_g, sum_gx, _count(x, over_batch=True))
+    else:
+        grad_input = grad_y * scale
+    return grad_input.reshape(input.shape), sum_gx.astype(xhat.dtype), sum_g.astype(xhat.dtype)
 
 
 # ============================================================================ instance norm
@@ -342,9 +414,11 @@ def instance_norm_backward(
         _as_batch(grad_output), _as_batch(input), _repeat(running_mean, copies), _repeat(running_var, copies),
         _repeat(weight, copies), use_input_stats, eps,
     )
-    grad_weight = _sum(grad_weight_copies.reshape(copies, channels), (0,))
-    grad_bias = _sum(grad_bias_copies.reshape(copies, channels), (0,))
-    return grad_input.reshape(input.shape), grad_weight, grad_bias
+
+    def summed_over_copies(per_copy: np.ndarray) -> np.ndarray:  # (N*C,) -> (C,)
+        return _sum(per_copy.reshape(copies, channels, 1), over_batch=True).astype(per_copy.dtype)
+
+    return grad_input.reshape(input.shape), summed_over_copies(grad_weight_copies), summed_over_copies(grad_bias_copies)
 
 
 # ============================================================================ layer norm
@@ -373,8 +447,14 @@ def _check_layer_norm_arguments(
         )
 
 
-def _layer_norm_axes(input: np.ndarray, normalized_shape: Sequence[int]) -> tuple[int, ...]:
-    return tuple(range(input.ndim - len(normalized_shape), input.ndim))
+def _by_sample(a: np.ndarray, normalized_shape: tuple[int, ...]) -> np.ndarray:
+    """The ``(samples, 1, prod(normalized_shape))`` view: one row per sample."""
+    return a.reshape(math.prod(a.shape[: a.ndim - len(normalized_shape)]), 1, math.prod(normalized_shape))
+
+
+def _flat(a: np.ndarray | None) -> np.ndarray | None:
+    """A weight or bias of shape normalized_shape, flattened to broadcast against the rows."""
+    return None if a is None else a.reshape(-1)
 
 
 def layer_norm(
@@ -392,9 +472,8 @@ def layer_norm(
     """
     input, normalized_shape = np.asarray(input), tuple(normalized_shape)
     _check_layer_norm_arguments(input, normalized_shape, weight, bias)
-    axes = _layer_norm_axes(input, normalized_shape)
-    xhat, _ = _standardize(input, *_moments(input, axes), float(eps))
-    return _affine(xhat, weight, bias)
+    xhat, _ = _standardize(_by_sample(input, normalized_shape), over_batch=False, eps=float(eps))
+    return _affine_(xhat, _flat(weight), _flat(bias)).reshape(input.shape)
 
 
 def layer_norm_backward(
@@ -413,14 +492,25 @@ def layer_norm_backward(
     :math:`\partial L/\partial x = \frac{s}{n}(n\hat g - \sum\hat g - \hat x\sum\hat g\hat x)`
     over the normalised dimensions.
     """
-    grad_output, input = np.asarray(grad_output), np.asarray(input)
-    axes = _layer_norm_axes(input, tuple(normalized_shape))
-    xhat, invstd = _standardize(input, *_moments(input, axes), float(eps))
-    sample_axes = tuple(range(input.ndim - len(axes)))
-    grad_weight = _sum(grad_output * xhat, sample_axes)
-    grad_bias = _sum(grad_output, sample_axes)
-    grad_xhat = grad_output if weight is None else grad_output * weight
-    return _standardize_backward(grad_xhat, xhat, invstd, axes), grad_weight, grad_bias
+    grad_output, input, normalized_shape = np.asarray(grad_output), np.asarray(input), tuple(normalized_shape)
+    xhat, invstd = _standardize(_by_sample(input, normalized_shape), over_batch=False, eps=float(eps))
+    grad_y = _by_sample(grad_output, normalized_shape)
+    samples, _, elements = xhat.shape
+    # sums over the samples: the (samples, elements, 1) views, reduced over their first axis
+    per_element = (samples, elements, 1)
+    grad_weight = _sum(grad_y.reshape(per_element), xhat.reshape(per_element), over_batch=True)
+    grad_bias = _sum(grad_y.reshape(per_element), over_batch=True)
+    grad_xhat = grad_y if weight is None else grad_y * _flat(weight)
+    grad_input = _standardize_backward(
+        grad_xhat, xhat, invstd,
+        _sum(grad_xhat, over_batch=False), _sum(grad_xhat, xhat, over_batch=False), elements,
+    )
+    dtype = xhat.dtype
+    return (
+        grad_input.reshape(input.shape),
+        grad_weight.astype(dtype).reshape(normalized_shape),
+        grad_bias.astype(dtype).reshape(normalized_shape),
+    )
 
 
 # ============================================================================ group norm
@@ -450,9 +540,10 @@ def _check_group_norm_arguments(
             )
 
 
+
 def _grouped(a: np.ndarray, num_groups: int) -> np.ndarray:
     """The ``(N, G, C/G * prod(spatial))`` view: one row per (sample, group)."""
-    return a.reshape(a.shape[0], num_groups, -1)
+    return a.reshape(a.shape[0], num_groups, a.shape[1] // num_groups * math.prod(a.shape[2:]))
 
 
 def group_norm(
@@ -472,9 +563,9 @@ def group_norm(
     """
     input = np.asarray(input)
     _check_group_norm_arguments(input, num_groups, weight, bias)
-    grouped = _grouped(input, num_groups)
-    xhat, _ = _standardize(grouped, *_moments(grouped, (2,)), float(eps))
-    return _affine(xhat.reshape(input.shape), _per_channel(weight, input.ndim), _per_channel(bias, input.ndim))
+    xhat, _ = _standardize(_grouped(input, num_groups), over_batch=False, eps=float(eps))
+    xhat = _as_ncl(xhat.reshape(input.shape))  # gamma and beta apply per channel
+    return _affine_(xhat, _per_channel(weight), _per_channel(bias)).reshape(input.shape)
 
 
 def group_norm_backward(
@@ -492,12 +583,14 @@ def group_norm_backward(
     the standardisation's backward per (sample, group), as in :func:`layer_norm_backward`.
     """
     grad_output, input = np.asarray(grad_output), np.asarray(input)
-    grouped = _grouped(input, num_groups)
-    xhat, invstd = _standardize(grouped, *_moments(grouped, (2,)), float(eps))
-    xhat_full = xhat.reshape(input.shape)
-    axes = (0, *range(2, input.ndim))
-    grad_weight = _sum(grad_output * xhat_full, axes)
-    grad_bias = _sum(grad_output, axes)
-    grad_xhat = grad_output if weight is None else grad_output * _per_channel(weight, input.ndim)
-    grad_input = _standardize_backward(_grouped(grad_xhat, num_groups), xhat, invstd, (2,))
-    return grad_input.reshape(input.shape), grad_weight, grad_bias
+    xhat, invstd = _standardize(_grouped(input, num_groups), over_batch=False, eps=float(eps))
+    grad_y = _as_ncl(grad_output)
+    channel_xhat = _as_ncl(xhat.reshape(input.shape))  # the same values, one row per (sample, channel)
+    grad_weight = _sum(grad_y, channel_xhat, over_batch=True)
+    grad_bias = _sum(grad_y, over_batch=True)
+    grad_xhat = _grouped(grad_y if weight is None else grad_y * _per_channel(weight), num_groups)
+    grad_input = _standardize_backward(
+        grad_xhat, xhat, invstd,
+        _sum(grad_xhat, over_batch=False), _sum(grad_xhat, xhat, over_batch=False), xhat.shape[2],
+    )
+    return grad_input.reshape(input.shape), grad_weight.astype(xhat.dtype), grad_bias.astype(xhat.dtype)
