@@ -332,3 +332,16 @@ def test_sum_of_squares_is_accurate_for_1e7_float32(loc):
     norm = minireg.nn.utils.get_total_norm([x])
     assert norm.dtype == np.float32
     assert abs(float(norm) - reference**0.5) / reference**0.5 <= 1e-6
+
+
+def test_unclipped_gradients_are_not_written():
+    """A coefficient of exactly 1 skips the multiply: g * 1 == g bit for bit, so the result
+    is torch's, and the gradients (-0.0 and NaN payloads included) are untouched."""
+    grad = np.array([-0.0, 1e-45, 3.0, np.nan], dtype=np.float32)
+    grad.flags.writeable = False  # any write would raise
+    p = minireg.Parameter(np.zeros(4, dtype=np.float32))
+    p.grad = grad
+    norm = clip_grads_with_norm_([p], 1e6, np.array(3.0, dtype=np.float32))
+    assert norm is None and p.grad is grad
+    with pytest.raises(ValueError, match="read-only"):  # a coefficient below 1 does write
+        clip_grads_with_norm_([p], 1.0, np.array(3.0, dtype=np.float32))

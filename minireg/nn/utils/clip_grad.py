@@ -159,10 +159,12 @@ def get_total_norm(
 
 
 def clip_grads_with_norm_(parameters: ParametersT, max_norm: float, total_norm: np.ndarray) -> None:
-    """Multiply every gradient in place by :func:`clip_coefficient` of a given total norm.
+    r"""Multiply every gradient in place by :func:`clip_coefficient` of a given total norm.
 
-    The multiplication always happens, also when the coefficient is 1 (torch avoids the
-    branch).  The coefficient is rounded to each gradient's dtype before multiplying.
+    The coefficient is rounded to each gradient's dtype before multiplying.  When it is
+    exactly 1 (a total norm within max_norm, the usual case when clipping is a safeguard) nothing
+    is written, since :math:`g \cdot 1 = g` bit for bit; torch multiplies anyway, as a
+    branch on a GPU value would wait for the GPU.
     """
     if isinstance(parameters, Parameter):
         parameters = [parameters]
@@ -171,6 +173,8 @@ def clip_grads_with_norm_(parameters: ParametersT, max_norm: float, total_norm: 
     if len(grads) == 0:
         return
     coefficient = clip_coefficient(max_norm, np.asarray(total_norm))
+    if coefficient == 1:
+        return
     flat = whole_grad_buffer(parameters)  # gradients in one flat buffer: one multiplication
     scales: dict[np.dtype, np.ndarray] = {}
     with np.errstate(invalid="ignore"):  # an infinite total: coefficient 0, and inf * 0 = NaN
