@@ -278,3 +278,63 @@ def test_functional_errors_match_torch(device, shape, running, weight, bias, tra
 def test_backward_before_forward_raises():
     with pytest.raises(RuntimeError, match=r"BatchNorm1d.backward\(\) called before forward\(\)"):
         minireg.nn.BatchNorm1d(2).backward(np.ones((2, 2)))
+
+
+# ============================================================================ saved statistics
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7, 3), (5, 3, 4), (4, 3, 5, 6), (0, 3), (2, 3, 0)])
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_backward_with_saved_statistics_is_bit_identical(shape, dtype, with_weight):
+    # the forward's (mean, invstd), passed to the backward, give exactly the gradients that
+    # recomputing them from the input gives
+    rng = np.random.default_rng(11)
+    x = well_conditioned(rng, shape, dtype, (1, 3) + (1,) * (len(shape) - 2))
+    dy = rng.standard_normal(shape).astype(dtype)
+    weight = affine_values(rng, (3,), dtype)[0] if with_weight else None
+    running = [np.zeros(3, dtype), np.ones(3, dtype)]
+    y, save_mean, save_invstd = F.batch_norm_with_statistics(x, *running, weight, None, True, 0.1, 1e-3)
+    np.testing.assert_array_equal(y, F.batch_norm(x, None, None, weight, None, True, 0.1, 1e-3))
+    assert save_mean.shape == save_invstd.shape == (3,)
+    assert save_mean.dtype == save_invstd.dtype == np.dtype(dtype)
+    recomputed = F.batch_norm_backward(dy, x, *running, weight, True, 1e-3)
+    saved = F.batch_norm_backward(dy, x, *running, weight, True, 1e-3, save_mean=save_mean, save_invstd=save_invstd)
+    for ours, reference in zip(saved, recomputed):
+        assert ours.dtype == reference.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(ours, reference)
+
+
+@pytest.fixture
+def statistics_spy(monkeypatch):
+    """Counts the kernels' computations of batch statistics (``_moments`` calls)."""
+    from minireg.nn._functional import normalization
+
+    calls = []
+    original = normalization._moments
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(normalization, "_moments", spy)
+    return calls
+
+
+@pytest.mark.parametrize("name, shape", [("BatchNorm2d", (4, 3, 5, 6)), ("InstanceNorm1d", (4, 3, 7))])
+def test_module_backward_uses_the_forward_statistics(statistics_spy, name, shape):
+    # the module's forward computes the statistics once; its backward reuses them
+    kwargs = {"affine": True} if name.startswith("Instance") else {}
+    module = getattr(minireg.nn, name)(3, dtype=np.float32, **kwargs)
+    rng = np.random.default_rng(5)
+    x = well_conditioned(rng, shape, np.float32, (1, 3) + (1,) * (len(shape) - 2))
+    dy = rng.standard_normal(shape).astype(np.float32)
+    module(x)
+    assert len(statistics_spy) == 1
+    grad_input = module.backward(dy)
+    assert len(statistics_spy) == 1, "backward recomputed the batch statistics"
+    # and gives what the functional backward gives when it recomputes them
+    if name.startswith("Batch"):
+        expected = F.batch_norm_backward(dy, x, module.running_mean, module.running_var, module.weight.data, True)
+    else:
+        expected = F.instance_norm_backward(dy, x, None, None, module.weight.data, True)
+    np.testing.assert_array_equal(grad_input, expected[0])
+    np.testing.assert_array_equal(module.weight.grad, expected[1])

@@ -29,8 +29,11 @@ its order and returns the output, as torch does; ``batch_norm`` and ``instance_n
 update the running statistics they are given **in place**.  Each ``*_backward`` takes the
 upstream gradient ``grad_output`` followed by the forward's own arguments (without
 ``bias`` and ``momentum``, which the gradient does not depend on) and returns
-``(grad_input, grad_weight, grad_bias)``.  It recomputes :math:`\hat x` from the input rather
-than receiving a cache: two extra reductions, and the forward keeps torch's signature.
+``(grad_input, grad_weight, grad_bias)``.  It recomputes the statistics from the input rather
+than receiving a cache, so the forward keeps torch's signature; batch and instance norm
+also take the forward's own per-channel ``save_mean`` and ``save_invstd`` (as torch's
+``native_batch_norm_backward`` does), returned by ``batch_norm_with_statistics`` and
+``instance_norm_with_statistics``: the same values, three passes over the input fewer.
 ``grad_weight`` :math:`=\sum \bar y\,\hat x` and ``grad_bias`` :math:`=\sum \bar y` are
 returned even when the layer has no weight or bias; a caller keeps the ones it owns.
 
@@ -58,10 +61,12 @@ import numpy as np
 __all__ = [
     "batch_norm",
     "batch_norm_backward",
+    "batch_norm_with_statistics",
     "group_norm",
     "group_norm_backward",
     "instance_norm",
     "instance_norm_backward",
+    "instance_norm_with_statistics",
     "layer_norm",
     "layer_norm_backward",
 ]
@@ -152,8 +157,10 @@ def _standardize_backward(
     (the two sums, over each group, are the paths through :math:`\mu` and :math:`\sigma^2`;
     they come from :func:`_sum` as ``sum_g`` and ``sum_gx``, float64).  ``scale`` is :math:`s`, or
     :math:`\gamma s` when :math:`\gamma` is constant over each group (batch norm): it then
-    factors out of the parentheses.  The result is built in ``xhat``'s memory (no new
-    array, one pass less over memory), so ``xhat`` is lost.
+    factors out of the parentheses.  ``xhat`` may also be the centred :math:`x-\mu` with
+    ``sum_gx`` multiplied by :math:`s`, as the product :math:`\hat x \sum \hat g\,\hat x` is then
+    the same (batch norm, which so never forms :math:`\hat x`).  The result is built in
+    ``xhat``'s memory (no new array, one pass less over memory), so ``xhat`` is lost.
     """
     if n == 0:
         return np.zeros_like(grad_xhat)
@@ -230,8 +237,9 @@ def _batch_norm(
     training: bool,
     momentum: float,
     eps: float,
-) -> np.ndarray:
-    """Batch norm without argument checks (instance norm calls it on a reshaped input)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch norm without argument checks (instance norm calls it on a reshaped input):
+    ``(output, mean, invstd)``, the last two the ``(C,)`` statistics it normalised with."""
     x = _as_ncl(input)
     if training:  # this batch's statistics
         centered, mean, var = _moments(x, over_batch=True)
@@ -244,10 +252,13 @@ def _batch_norm(
             running_var[...] = momentum * unbiased + (1 - momentum) * running_var
     else:  # the running estimates
         assert running_mean is not None and running_var is not None
-        centered, var = x - running_mean.reshape(-1, 1), running_var.reshape(-1, 1)
+        mean, var = running_mean.reshape(-1, 1), running_var.reshape(-1, 1)
+        centered = x - mean
+    invstd = _invstd(var, eps)
     # y = gamma * xhat + beta = (x - mu) * (gamma * s) + beta: one pass for both factors
-    scale = _invstd(var, eps) if weight is None else _invstd(var, eps) * _per_channel(weight)
-    return _affine_(centered, scale, _per_channel(bias)).reshape(input.shape)
+    scale = invstd if weight is None else invstd * _per_channel(weight)
+    output = _affine_(centered, scale, _per_channel(bias)).reshape(input.shape)
+    return output, mean.reshape(-1), invstd.reshape(-1)
 
 
 def batch_norm(
@@ -279,6 +290,25 @@ def batch_norm(
     Otherwise :math:`\hat\mu, \hat\sigma^2` replace :math:`\mu, \sigma^2`.  An empty batch
     gives an empty output and leaves the running estimates alone, as in torch.
     """
+    return batch_norm_with_statistics(input, running_mean, running_var, weight, bias, training, momentum, eps)[0]
+
+
+def batch_norm_with_statistics(
+    input: np.ndarray,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":func:`batch_norm` that also returns the statistics it normalised with:
+    ``(output, save_mean, save_invstd)``, the per-channel :math:`\mu` and
+    :math:`s = 1/\sqrt{\sigma^2+\epsilon}` of shape ``(C,)`` in the input's dtype (torch's
+    ``native_batch_norm`` returns them too).  Pass them to :func:`batch_norm_backward`
+    to spare it recomputing them.
+    """
     input = np.asarray(input)
     if training:
         _verify_batch_size(input.shape, _shown(input.shape))
@@ -298,6 +328,9 @@ def batch_norm_backward(
     weight: np.ndarray | None = None,
     training: bool = False,
     eps: float = 1e-5,
+    *,
+    save_mean: np.ndarray | None = None,
+    save_invstd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
 
@@ -305,7 +338,7 @@ def batch_norm_backward(
 
     .. math::
         \frac{\partial L}{\partial \beta} = \sum \bar y, \qquad
-        \frac{\partial L}{\partial \gamma} = \sum \bar y\,\hat x
+        \frac{\partial L}{\partial \gamma} = \sum \bar y\,\hat x = s \sum \bar y\,(x-\mu)
 
     In training, :math:`\mu` and :math:`\sigma^2` depend on every input of the channel and
     :math:`\gamma` is constant over it, which gives the compact closed form
@@ -314,25 +347,32 @@ def batch_norm_backward(
         \frac{\partial L}{\partial x} = \frac{\gamma\,s}{n}\Big(n\,\bar y - \sum \bar y
             - \hat x \sum \bar y\,\hat x\Big), \qquad s = \frac{1}{\sqrt{\sigma^2+\epsilon}}
 
-    In evaluation the running statistics are constants: :math:`\partial L/\partial x = \gamma\,s\,\bar y`.
+    In training, ``save_mean`` and ``save_invstd`` (keyword only, both or neither) are the
+    forward's :math:`\mu` and :math:`s` from :func:`batch_norm_with_statistics`; given, they
+    are used instead of being recomputed from ``input`` (the same values, so the same
+    result to the bit).  In evaluation the running statistics are constants,
+    :math:`\partial L/\partial x = \gamma\,s\,\bar y`, and the saved ones are not used.
     """
     grad_output, input = np.asarray(grad_output), np.asarray(input)
     x, grad_y = _as_ncl(input), _as_ncl(grad_output)
-    if training:
-        xhat, invstd = _standardize(x, over_batch=True, eps=float(eps))
+    if training and save_mean is not None and save_invstd is not None:  # the forward's statistics
+        centered, invstd = x - _per_channel(save_mean), _per_channel(save_invstd)
+    elif training:  # recomputed, exactly as the forward computes them
+        centered, _, var = _moments(x, over_batch=True)
+        invstd = _invstd(var, float(eps))
     else:
         assert running_mean is not None and running_var is not None
-        invstd = _invstd(running_var.reshape(-1, 1), float(eps))
-        xhat = x - running_mean.reshape(-1, 1)
-        xhat *= invstd  # in place: the difference is our own array
+        centered, invstd = x - running_mean.reshape(-1, 1), _invstd(running_var.reshape(-1, 1), float(eps))
+    s = invstd.reshape(-1)
     sum_g = _sum(grad_y, over_batch=True)
-    sum_gx = _sum(grad_y, xhat, over_batch=True)
+    sum_gx = _sum(grad_y, centered, over_batch=True) * s  # sum ybar xhat = s sum ybar (x - mu), in float64
     scale = invstd if weight is None else invstd * _per_channel(weight)  # gamma * s
-    if training:  # the closed form above, with gamma folded into the scale
-        grad_input = _standardize_backward(grad_y, xhat, scale, sum_g, sum_gx, _count(x, over_batch=True))
+    if training:  # the closed form above, gamma folded into the scale, x - mu standing for xhat
+        n = _count(x, over_batch=True)
+        grad_input = _standardize_backward(grad_y, centered, scale, sum_g, sum_gx * s, n)
     else:
         grad_input = grad_y * scale
-    return grad_input.reshape(input.shape), sum_gx.astype(xhat.dtype), sum_g.astype(xhat.dtype)
+    return grad_input.reshape(input.shape), sum_gx.astype(centered.dtype), sum_g.astype(centered.dtype)
 
 
 # ============================================================================ instance norm
@@ -372,6 +412,24 @@ def instance_norm(
     Without ``use_input_stats`` the running estimates normalise, as batch norm's eval mode.
     An empty batch (N = 0) averages no copies and leaves NaN estimates, as torch does.
     """
+    return instance_norm_with_statistics(
+        input, running_mean, running_var, weight, bias, use_input_stats, momentum, eps
+    )[0]
+
+
+def instance_norm_with_statistics(
+    input: np.ndarray,
+    running_mean: np.ndarray | None = None,
+    running_var: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":func:`instance_norm` that also returns the statistics it normalised with:
+    ``(output, save_mean, save_invstd)``, one :math:`\mu` and :math:`s` per (sample,
+    channel), shaped ``(N, C)``, for :func:`instance_norm_backward`."""
     input = np.asarray(input)
     if use_input_stats and math.prod(input.shape[2:]) == 1:
         raise ValueError(
@@ -382,7 +440,7 @@ def instance_norm(
     copies, channels = input.shape[:2]
     _check_batch_norm_arguments(channels, copies, running_mean, running_var, weight, bias, use_input_stats)
     mean_copies, var_copies = _repeat(running_mean, copies), _repeat(running_var, copies)
-    output = _batch_norm(
+    output, mean, invstd = _batch_norm(
         _as_batch(input), mean_copies, var_copies, _repeat(weight, copies), _repeat(bias, copies),
         use_input_stats, float(momentum), float(eps),
     )
@@ -390,7 +448,7 @@ def instance_norm(
         assert mean_copies is not None and var_copies is not None
         running_mean[...] = mean_copies.reshape(copies, channels).mean(axis=0)
         running_var[...] = var_copies.reshape(copies, channels).mean(axis=0)
-    return output.reshape(input.shape)
+    return output.reshape(input.shape), mean.reshape(copies, channels), invstd.reshape(copies, channels)
 
 
 def instance_norm_backward(
@@ -401,18 +459,25 @@ def instance_norm_backward(
     weight: np.ndarray | None = None,
     use_input_stats: bool = True,
     eps: float = 1e-5,
+    *,
+    save_mean: np.ndarray | None = None,
+    save_invstd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Gradients of :func:`instance_norm`: ``(grad_input, grad_weight, grad_bias)``.
 
     :func:`batch_norm_backward` on the ``(1, N*C, *spatial)`` view gives the gradient of
     each of the N repeated copies of :math:`\gamma` and :math:`\beta`; the gradient of the
-    shared parameter is their sum over the N samples.
+    shared parameter is their sum over the N samples.  ``save_mean`` and ``save_invstd``
+    (keyword only) are the forward's ``(N, C)`` statistics from
+    :func:`instance_norm_with_statistics`, used instead of recomputing them, as there.
     """
     grad_output, input = np.asarray(grad_output), np.asarray(input)
     copies, channels = input.shape[:2]
     grad_input, grad_weight_copies, grad_bias_copies = batch_norm_backward(
         _as_batch(grad_output), _as_batch(input), _repeat(running_mean, copies), _repeat(running_var, copies),
         _repeat(weight, copies), use_input_stats, eps,
+        save_mean=None if save_mean is None else np.reshape(save_mean, -1),
+        save_invstd=None if save_invstd is None else np.reshape(save_invstd, -1),
     )
 
     def summed_over_copies(per_copy: np.ndarray) -> np.ndarray:  # (N*C,) -> (C,)

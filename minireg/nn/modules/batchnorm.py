@@ -92,20 +92,22 @@ class _BatchNorm(_NormBase):
         use_buffers = not self.training or self.track_running_stats
         running_mean = self.running_mean if use_buffers else None
         running_var = self.running_var if use_buffers else None
-        output = F.batch_norm(
+        output, save_mean, save_invstd = F.batch_norm_with_statistics(
             input, running_mean, running_var, _data(self.weight), _data(self.bias),
             use_batch_stats, factor, self.eps,
         )
         if tracking:
             self.num_batches_tracked += 1
-        self._saved = (input, running_mean, running_var, use_batch_stats)
+        # the (C,) statistics spare backward recomputing them from the input
+        self._saved = (input, running_mean, running_var, use_batch_stats, save_mean, save_invstd)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        input, running_mean, running_var, use_batch_stats = self._saved_for_backward()
+        input, running_mean, running_var, use_batch_stats, save_mean, save_invstd = self._saved_for_backward()
         grad_input, grad_weight, grad_bias = F.batch_norm_backward(
-            grad_output, input, running_mean, running_var, _data(self.weight), use_batch_stats, self.eps
+            grad_output, input, running_mean, running_var, _data(self.weight), use_batch_stats, self.eps,
+            save_mean=save_mean, save_invstd=save_invstd,
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
         return grad_input

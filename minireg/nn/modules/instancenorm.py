@@ -73,19 +73,19 @@ class _InstanceNorm(_NormBase):
         batched = input if feature_dim == 1 else input[np.newaxis]
         running_mean, running_var, use_input_stats = self._arguments()
         momentum = 0.0 if self.momentum is None else self.momentum
-        output = F.instance_norm(
+        output, save_mean, save_invstd = F.instance_norm_with_statistics(
             batched, running_mean, running_var, _data(self.weight), _data(self.bias),
             use_input_stats, momentum, self.eps,
         )
-        self._saved = (batched, use_input_stats)
+        self._saved = (batched, use_input_stats, save_mean, save_invstd)  # statistics for backward
         return output.reshape(input.shape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        batched, use_input_stats = self._saved_for_backward()
+        batched, use_input_stats, save_mean, save_invstd = self._saved_for_backward()
         grad_input, grad_weight, grad_bias = F.instance_norm_backward(
             np.reshape(grad_output, batched.shape), batched, self.running_mean, self.running_var,
-            _data(self.weight), use_input_stats, self.eps,
+            _data(self.weight), use_input_stats, self.eps, save_mean=save_mean, save_invstd=save_invstd,
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
         return grad_input.reshape(np.shape(grad_output))
