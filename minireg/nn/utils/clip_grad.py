@@ -147,8 +147,14 @@ def get_total_norm(
     norm_type = float(norm_type)
     if len(tensors) == 0:
         return np.array(0.0, dtype=np.float32)
-    norms = [vector_norm(np.asarray(t), norm_type) for t in tensors]
-    total_norm = vector_norm(np.array(norms), norm_type)  # as np.stack, 10x faster for 0-d
+    arrays = [np.asarray(t) for t in tensors]
+    dtype = arrays[0].dtype
+    if norm_type == 2 and all(a.dtype == dtype for a in arrays):
+        # The common case, without a 0-d array per tensor: each norm rounded to the dtype.
+        norms = np.array([math.sqrt(sum_of_squares(a)) for a in arrays], dtype=dtype)
+    else:  # np.array of the 0-d norms: as np.stack, 10x faster
+        norms = np.array([vector_norm(a, norm_type) for a in arrays])
+    total_norm = vector_norm(norms, norm_type)
     if error_if_nonfinite and not np.isfinite(total_norm):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is "
