@@ -345,3 +345,18 @@ def test_unclipped_gradients_are_not_written():
     assert norm is None and p.grad is grad
     with pytest.raises(ValueError, match="read-only"):  # a coefficient below 1 does write
         clip_grads_with_norm_([p], 1.0, np.array(3.0, dtype=np.float32))
+
+
+def test_clip_grads_with_norm_takes_a_generator():
+    """A generator is read once, into a list, before the gradients and the flat-buffer
+    check both look at it; the result is the list's, bit for bit."""
+    results = []
+    for as_generator in (True, False):
+        params = [minireg.Parameter(np.zeros(3, dtype=np.float32)) for _ in range(2)]
+        for p in params:
+            p.grad = np.arange(3, dtype=np.float32) - 1.5
+        given = (p for p in params) if as_generator else params
+        clip_grads_with_norm_(given, 1.0, np.array(10.0, dtype=np.float32))
+        results.append([p.grad.tobytes() for p in params])
+    assert results[0] == results[1]
+    assert results[1] != [(np.arange(3, dtype=np.float32) - 1.5).tobytes()] * 2  # it scaled

@@ -172,8 +172,8 @@ def clip_grads_with_norm_(parameters: ParametersT, max_norm: float, total_norm: 
     is written, since :math:`g \cdot 1 = g` bit for bit; torch multiplies anyway, as a
     branch on a GPU value would wait for the GPU.
     """
-    if isinstance(parameters, Parameter):
-        parameters = [parameters]
+    # a list, as a generator could be read only once and it is read twice below
+    parameters = [parameters] if isinstance(parameters, Parameter) else list(parameters)
     grads = _grads_of(parameters)
     max_norm = float(max_norm)
     if len(grads) == 0:
