@@ -305,3 +305,30 @@ def test_whole_grad_buffer_only_for_exactly_all_of_one_buffer():
     accumulate_grad(params[1], np.full(4, 2.0))  # back into its slot
     clip_grad_norm_(params[:2], 1.0)  # clips the first two only
     assert (params[2].grad == 2.0).all() and (params[0].grad < 1).all()
+
+
+def test_a_layout_found_not_flat_is_not_searched_again(monkeypatch):
+    """After load_state_dict the state arrays are fresh copies, so a flat group steps per
+    parameter (still correctly); the address search that found this runs once, not on
+    every step."""
+    params = [minireg.Parameter(np.ones(n)) for n in (3, 4, 5)]
+    flatten_parameters(params)
+    optimizer = minireg.optim.Adam(params, lr=0.1)
+    for p in params:
+        accumulate_grad(p, np.full(p.shape, 0.5))  # into the flat grad buffer
+    with update_calls(optimizer) as calls:
+        optimizer.step()
+    assert calls == [12]  # flat
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    searches = []
+    original = minireg.optim.optimizer.contiguous_span
+    monkeypatch.setattr(
+        minireg.optim.optimizer,
+        "contiguous_span",
+        lambda arrays: searches.append(len(arrays)) or original(arrays),
+    )
+    with update_calls(optimizer) as calls:
+        for _ in range(3):
+            optimizer.step()
+    assert calls == [3, 4, 5] * 3
+    assert searches == [3, 3, 3], searches  # one search: data, grad, then exp_avg misses

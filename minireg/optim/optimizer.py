@@ -76,9 +76,9 @@ class Optimizer:
             )
         self.state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        # id(group) -> (group, its arrays, their flat spans): see _flat_layout.
+        # id(group) -> (group, its arrays, their flat spans or None): see _flat_layout.
         self._flat_cache: dict[
-            int, tuple[dict[str, Any], dict[str, list], dict[str, np.ndarray]]
+            int, tuple[dict[str, Any], dict[str, list], dict[str, np.ndarray] | None]
         ] = {}
 
         param_groups: list[Any] = list(params)
@@ -285,8 +285,8 @@ class Optimizer:
     ) -> dict[str, np.ndarray] | None:
         """The spans over the group's data, grads and element state, or ``None``.
 
-        Finding them checks every array's address; the answer is cached per group and
-        reused as long as the very same array objects are in place.
+        Finding them checks every array's address; the answer (also a ``None``) is cached
+        per group and reused as long as the very same array objects are in place.
         """
         arrays = {"data": [p.data for p in params], "grad": [p.grad for p in params]}
         arrays.update({key: [s[key] for s in states] for key in element_keys})
@@ -298,12 +298,12 @@ class Optimizer:
             and all(all(map(operator.is_, arrays[k], cached[1][k])) for k in arrays)
         ):
             return cached[2]
-        layout = {}
+        layout: dict[str, np.ndarray] | None = {}
         for key, values in arrays.items():
             span = contiguous_span(values)
-            if span is None:
-                self._flat_cache.pop(id(group), None)
-                return None
+            if span is None:  # not flat: remembered too, so later steps do not look again
+                layout = None
+                break
             layout[key] = span
         self._flat_cache[id(group)] = (group, arrays, layout)
         return layout
