@@ -5,8 +5,19 @@ Importing minireg needs NumPy alone.
 """
 
 from minireg import nn, optim, regularization, training
+from minireg._blocking import get_num_threads, set_num_threads
 from minireg.parameter import Parameter
 from minireg.random import default_generator, manual_seed
 
-__all__ = ["Parameter", "manual_seed", "default_generator", "nn", "optim", "regularization", "training"]
+__all__ = [
+    "Parameter",
+    "manual_seed",
+    "default_generator",
+    "get_num_threads",
+    "set_num_threads",
+    "nn",
+    "optim",
+    "regularization",
+    "training",
+]
 __version__ = "0.1.0"

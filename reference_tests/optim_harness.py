@@ -370,9 +370,13 @@ def no_cancelling_denominator(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def torch_sqrt(x: Any) -> np.ndarray:
-    """torch's CPU sqrt of an array or NumPy scalar, as an ndarray."""
-    return torch.sqrt(torch.from_numpy(np.array(x))).numpy()
+def torch_sqrt(x: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """torch's CPU sqrt of an array or NumPy scalar, as an ndarray (written into ``out``)."""
+    result = torch.sqrt(torch.from_numpy(np.array(x))).numpy()
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def bitwise_trajectory_mismatches(

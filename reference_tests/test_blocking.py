@@ -15,7 +15,11 @@ No torch here: torch agreement is the job of the per-optimizer test modules.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
+import multiprocessing
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,30 +66,42 @@ STEPS = 10
 
 
 @contextlib.contextmanager
-def block_bytes(n: int) -> Iterator[None]:
-    """Blocks of ``n`` bytes, and any array larger than one block is split."""
-    saved = blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES
-    blocking.BLOCK_BYTES = blocking.MIN_BLOCKED_BYTES = n
+def block_bytes(n: int, threads: int = 1) -> Iterator[None]:
+    """Blocks of ``n`` bytes, any array larger than one block split, shared among ``threads``."""
+    saved = blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES, blocking.THREADED_MIN_BYTES
+    saved_threads = minireg.get_num_threads()
+    blocking.BLOCK_BYTES = blocking.MIN_BLOCKED_BYTES = blocking.THREADED_MIN_BYTES = n
+    minireg.set_num_threads(threads)
     try:
         yield
     finally:
-        blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES = saved
+        blocking.BLOCK_BYTES, blocking.MIN_BLOCKED_BYTES, blocking.THREADED_MIN_BYTES = saved
+        minireg.set_num_threads(saved_threads)
+
+
+@dataclasses.dataclass
+class Calls:
+    sizes: list[int] = dataclasses.field(default_factory=list)  # elements per kernel call
+    threads: set[int] = dataclasses.field(default_factory=set)  # the threads that made them
 
 
 @contextlib.contextmanager
-def kernel_calls(module_name: str, kernel_name: str) -> Iterator[list[int]]:
-    """Record the element count of every call of the optimizer's kernel."""
+def kernel_calls(module_name: str, kernel_name: str) -> Iterator[Calls]:
+    """Record the element count and thread of every call of the optimizer's kernel."""
     module = importlib.import_module(module_name)
     original = getattr(module, kernel_name)
-    sizes: list[int] = []
+    calls = Calls()
+    lock = threading.Lock()
 
     def spy(param: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-        sizes.append(param.size)
+        with lock:
+            calls.sizes.append(param.size)
+            calls.threads.add(threading.get_ident())
         return original(param, *args, **kwargs)
 
     setattr(module, kernel_name, spy)
     try:
-        yield sizes
+        yield calls
     finally:
         setattr(module, kernel_name, original)
 
@@ -110,6 +126,7 @@ def run(
     layout: str,
     seed: int,
     block: int,
+    threads: int = 1,
 ) -> tuple[minireg.Parameter, dict[str, Any]]:
     """``STEPS`` steps of optimizer ``name`` on one parameter; returns it and its state."""
     rng = np.random.default_rng(seed)
@@ -117,11 +134,12 @@ def run(
     start.flat[:2] = [0.0, -0.0]  # signed zeros must come through bit for bit
     param = make_param(start, layout)
     optimizer = getattr(minireg.optim, name)([param], **kwargs)
-    with block_bytes(block):
+    with block_bytes(block, threads):
         for step in range(STEPS):
             grad = random_array(rng, shape, dtype, scale=[1e-3, 1.0, 30.0][step % 3])
             grad.flat[1:3] = [-0.0, 0.0]
             param.grad = make_grad(grad, layout)
+            param.grad.flags.writeable = False  # a kernel must not write into the gradient
             optimizer.step()
     return param, optimizer.state[param]
 
@@ -151,7 +169,7 @@ def test_blocked_steps_are_bit_identical(name, layout, data, dtype, size, seed):
         per_step = [total]  # falls back to one whole-array call
     else:
         per_step = [block] * (total // block) + ([total % block] if total % block else [])
-    assert calls == per_step * STEPS
+    assert calls.sizes == per_step * STEPS
 
     assert bits(param.data) == bits(expected_param.data), "param"
     assert set(state) == set(expected_state)
@@ -197,5 +215,123 @@ def test_small_arrays_run_whole():
 
 
 def test_block_sizes_are_set_in_bytes():
-    assert blocking.BLOCK_BYTES == 128 * 1024
-    assert blocking.MIN_BLOCKED_BYTES == 512 * 1024
+    assert blocking.BLOCK_BYTES == 512 * 1024
+    assert blocking.THREADED_MIN_BYTES == 4 * blocking.BLOCK_BYTES
+
+
+# ------------------------------------------------------------------------------ threads
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@given(
+    data=st.data(),
+    dtype=dtypes,
+    threads=st.integers(2, 4),
+    blocks=st.integers(2, 9),
+    extra=st.integers(0, 5),
+    seed=st.integers(0, 2**31),
+)
+def test_threaded_steps_are_bit_identical(name, data, dtype, threads, blocks, extra, seed):
+    """Blocks dealt out to 2-4 threads give the same bits as one whole-array call, every
+    block is computed exactly once, and the work really is spread over the threads."""
+    strategy, module_name, kernel_name = OPTIMIZERS[name]
+    kwargs = data.draw(strategy, label="kwargs")
+    block = SMALL_BLOCK_BYTES // np.dtype(dtype).itemsize
+    n = blocks * block + extra
+    with kernel_calls(module_name, kernel_name) as calls:
+        param, state = run(name, kwargs, (n,), dtype, "flat", seed, SMALL_BLOCK_BYTES, threads)
+    expected_param, expected_state = run(name, kwargs, (n,), dtype, "flat", seed, NO_BLOCKING)
+
+    per_step = [block] * blocks + ([extra] if extra else [])
+    assert sorted(calls.sizes) == sorted(per_step * STEPS)
+    # the caller takes one run of blocks, the pool the others (an idle pool thread may take two)
+    assert 2 <= len(calls.threads) <= min(threads, len(per_step))
+    assert bits(param.data) == bits(expected_param.data), "param"
+    for key in state:
+        assert bits(state[key]) == bits(expected_state[key]), f"state[{key!r}]"
+
+
+def test_set_num_threads_takes_and_rejects_what_torch_does():
+    import torch
+
+    from reference_tests.conftest import assert_same_error
+
+    for bad in (0, -1, 1.5):
+        assert_same_error(
+            lambda: torch.set_num_threads(bad), lambda: minireg.set_num_threads(bad), what=repr(bad)
+        )
+    saved = minireg.get_num_threads()
+    try:
+        minireg.set_num_threads(3)
+        assert minireg.get_num_threads() == 3
+    finally:
+        minireg.set_num_threads(saved)
+
+
+def test_scratch_is_reused_up_to_a_block_and_fresh_beyond():
+    like = np.zeros((3, 5), dtype=np.float32)
+    first = blocking.scratch_like(like, 2)
+    again = blocking.scratch_like(like, 2)
+    assert [a.shape for a in first] == [(3, 5), (3, 5)] and first[0].dtype == np.float32
+    assert [np.shares_memory(a, b) for a, b in zip(first, again)] == [True, True]
+    assert not np.shares_memory(first[0], first[1])
+    big = np.zeros(blocking.BLOCK_BYTES // 4 + 1, dtype=np.float32)
+    one, two = blocking.scratch_like(big, 1), blocking.scratch_like(big, 1)
+    assert not np.shares_memory(one[0], two[0])
+    other_thread: list[tuple[np.ndarray, ...]] = []
+    worker = threading.Thread(target=lambda: other_thread.append(blocking.scratch_like(like, 2)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(other_thread[0][0], first[0])  # each thread has its own
+
+
+@pytest.mark.parametrize("failing", [0, 10])  # the caller's own block, a pool thread's block
+def test_an_error_in_one_block_is_raised_after_every_block_is_done(failing):
+    def kernel(a: np.ndarray) -> None:
+        if a[0] == failing:
+            raise ZeroDivisionError(f"block starting at {failing}")
+        if a[0] == 30:
+            time.sleep(0.2)  # the last block is still running when the error is raised
+        a += 1
+
+    a = np.arange(40, dtype=np.float32)
+    with block_bytes(4 * 10, threads=4), pytest.raises(ZeroDivisionError, match=f"at {failing}$"):
+        blocking.apply_blocked(kernel, a)
+    expected = np.arange(40, dtype=np.float32) + 1
+    expected[failing : failing + 10] -= 1
+    assert np.array_equal(a, expected)
+
+
+def test_numpy_error_settings_reach_the_threads():
+    def kernel(a: np.ndarray) -> None:
+        if a[0] >= 10:  # not the first block, which the calling thread runs
+            a /= 0
+
+    a = np.arange(40, dtype=np.float32)
+    with block_bytes(4 * 10, threads=4), np.errstate(divide="raise"):
+        with pytest.raises(FloatingPointError):
+            blocking.apply_blocked(kernel, a)
+
+
+def _add_one(a: np.ndarray) -> None:
+    a += 1
+
+
+def _threaded_step_in_child(queue: Any) -> None:
+    a = np.zeros(40, dtype=np.float32)
+    blocking.apply_blocked(_add_one, a)  # the parent's settings: 2 threads, 10-element blocks
+    queue.put(a.tolist())
+
+
+def test_a_forked_child_gets_threads_of_its_own():
+    """The pool's threads do not survive ``fork``; a child must make new ones, not wait forever."""
+    a = np.zeros(40, dtype=np.float32)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    with block_bytes(4 * 10, threads=2):
+        blocking.apply_blocked(_add_one, a)  # the parent's pool now exists, its thread idle
+        child = context.Process(target=_threaded_step_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == [1.0] * 40

@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -24,6 +30,7 @@ def adadelta(
     eps: float,
     weight_decay: float,
     maximize: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adadelta step on ``param``, ``square_avg`` and ``acc_delta``, all in place.
 
@@ -39,17 +46,26 @@ def adadelta(
     sits inside both square roots.  Zeiler (2012), "ADADELTA: An Adaptive Learning Rate
     Method", arXiv:1212.5701; the paper has no learning rate, torch's :math:`\gamma`
     (default 1.0) is a plain multiplier on the update.
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 3 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
+    t, u, w = scratch if scratch is not None else scratch_like(param, 3)
+    g = regularized_gradient(grad, param, weight_decay, maximize, t)
+    weighted_square = np.multiply(g, 1 - rho, out=u)  # v_t = rho v_{t-1} + ((1 - rho) g) g
+    weighted_square *= g
     square_avg *= rho
-    square_avg += (1 - rho) * g * g
-    std = np.sqrt(square_avg + eps)
-    delta = np.sqrt(acc_delta + eps) / std * g  # acc_delta is still u_{t-1} here
+    square_avg += weighted_square
+    std = np.sqrt(np.add(square_avg, eps, out=u), out=u)
+    delta = np.sqrt(np.add(acc_delta, eps, out=w), out=w)  # acc_delta is still u_{t-1} here
+    delta /= std
+    delta *= g
+    weighted_square = np.multiply(delta, 1 - rho, out=u)  # u_t = rho u_{t-1} + ((1 - rho) D) D
+    weighted_square *= delta
     acc_delta *= rho
-    acc_delta += (1 - rho) * delta * delta
-    param -= lr * delta
+    acc_delta += weighted_square
+    param -= np.multiply(delta, lr, out=u)
 
 
 class Adadelta(Optimizer):
@@ -93,6 +109,7 @@ class Adadelta(Optimizer):
             param.grad,
             state["square_avg"],
             state["acc_delta"],
+            scratch=3,
             lr=float(group["lr"]),
             rho=float(group["rho"]),
             eps=float(group["eps"]),

@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -24,6 +30,7 @@ def adagrad(
     weight_decay: float,
     eps: float,
     maximize: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adagrad step on ``param`` and ``state_sum``, both in place.
 
@@ -38,14 +45,20 @@ def adagrad(
     (already counted, so the first step has :math:`t = 1`).  :math:`\epsilon` sits outside
     the square root.  Duchi, Hazan & Singer (2011), "Adaptive Subgradient Methods for
     Online Learning and Stochastic Optimization", JMLR 12.
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
+    t, u = scratch if scratch is not None else scratch_like(param, 2)
+    g = regularized_gradient(grad, param, weight_decay, maximize, t)
     clr = lr / (1 + (step - 1) * lr_decay)  # Python float, rounded to the dtype where it meets g
-    state_sum += g * g
-    std = np.sqrt(state_sum) + eps
-    param += (-clr * g) / std  # torch's addcdiv order: (value * g) / std
+    state_sum += np.multiply(g, g, out=u)  # s_t = s_{t-1} + g_t^2
+    std = np.sqrt(state_sum, out=u)
+    std += eps
+    update = np.multiply(g, -clr, out=t)  # torch's addcdiv order: (value * g) / std
+    update /= std
+    param += update
 
 
 class Adagrad(Optimizer):
@@ -105,6 +118,7 @@ class Adagrad(Optimizer):
             param.data,
             param.grad,
             state["sum"],
+            scratch=2,
             step=t,
             lr=float(group["lr"]),
             lr_decay=float(group["lr_decay"]),

@@ -8,24 +8,34 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
-def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
     r"""``start <- start + weight * (end - start)`` in place, the way ``torch.lerp_`` rounds.
 
     torch rounds ``weight`` to the array's dtype and, for ``|weight| >= 0.5``, computes the
     same value from the other end, ``end - (end - start) * (1 - weight)``.  Used for the
     first moment, :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t`, written as
     ``m.lerp_(g, 1 - beta1)``, which rounds differently from ``beta1*m + (1-beta1)*g``.
+    ``tmp``, shaped like ``start``, holds ``end - start``.
     """
     weight = start.dtype.type(weight)
+    diff = np.subtract(end, start, out=tmp)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        diff *= 1 - weight
+        np.subtract(end, diff, out=start)
 
 
 def check_adam_hyperparameters(lr: float, betas: Any, eps: float, weight_decay: float) -> None:
@@ -61,6 +71,7 @@ def adam(
     amsgrad: bool,
     maximize: bool,
     decoupled_weight_decay: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adam step on ``param``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) in place.
 
@@ -84,16 +95,21 @@ def adam(
     Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization"; AMSGrad: Reddi, Kale
     & Kumar (2018), "On the Convergence of Adam and Beyond"; decoupled weight decay:
     Loshchilov & Hutter (2019), "Decoupled Weight Decay Regularization".
+
+    The lines below compute these equations in torch's order, in place: each
+    intermediate goes into one of two ``scratch`` arrays shaped like ``param`` (made here
+    when not given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
-    lerp_(exp_avg, g, 1 - beta1)
+    t, u = scratch if scratch is not None else scratch_like(param, 2)
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize, u)
+    lerp_(exp_avg, g, 1 - beta1, t)  # m_t
+    weighted_square = np.multiply(g, 1 - beta2, out=t)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
+    weighted_square *= g
     exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    exp_avg_sq += weighted_square
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = lr / bias_correction1
@@ -103,8 +119,12 @@ def adam(
         second_moment = max_exp_avg_sq
     else:
         second_moment = exp_avg_sq
-    denom = np.sqrt(second_moment) / bias_correction2**0.5 + eps
-    param += -step_size * exp_avg / denom
+    denom = np.sqrt(second_moment, out=t)  # sqrt(v_t) / sqrt(1 - beta2^t) + eps
+    denom /= bias_correction2**0.5
+    denom += eps
+    update = np.multiply(exp_avg, -step_size, out=u)  # (-step_size m_t) / denom
+    update /= denom
+    param += update
 
 
 class Adam(Optimizer):
@@ -158,6 +178,7 @@ class Adam(Optimizer):
             state["exp_avg"],
             state["exp_avg_sq"],
             max_exp_avg_sq,
+            scratch=2,
             step=increment(state["step"]),
             lr=float(group["lr"]),
             beta1=float(beta1),

@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
+from minireg._blocking import apply_blocked, scratch_like
 from minireg.optim.adam import check_adam_hyperparameters, lerp_
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -35,6 +41,7 @@ def nadam(
     momentum_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One NAdam step on ``param``, ``exp_avg`` and ``exp_avg_sq`` in place.
 
@@ -60,23 +67,34 @@ def nadam(
 
     Dozat (2016), "Incorporating Nesterov Momentum into Adam"; the momentum schedule
     :math:`\mu_t` follows torch; decoupled decay: Loshchilov & Hutter (2019).
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 3 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
+    t, u, w = scratch if scratch is not None else scratch_like(param, 3)
     bias_correction2 = 1 - beta2**step
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize, t)
     mu = nadam_momentum(step, beta1, momentum_decay)
     mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
     mu_product_next = mu_product * mu_next  # Python float, not rounded to float32
-    lerp_(exp_avg, g, 1 - beta1)
+    lerp_(exp_avg, g, 1 - beta1, u)  # m_t
+    weighted_square = np.multiply(g, 1 - beta2, out=u)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
+    weighted_square *= g
     exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
-    denom = np.sqrt(exp_avg_sq / bias_correction2) + eps  # torch's for-loop divides inside sqrt
-    param += (-lr * (1.0 - mu) / (1.0 - mu_product)) * g / denom
-    param += ((-lr * mu_next) / (1.0 - mu_product_next)) * exp_avg / denom
+    exp_avg_sq += weighted_square
+    denom = np.divide(exp_avg_sq, bias_correction2, out=w)  # torch's for-loop divides inside sqrt
+    np.sqrt(denom, out=denom)
+    denom += eps
+    update = np.multiply(g, -lr * (1.0 - mu) / (1.0 - mu_product), out=u)  # (c g) / d_t
+    update /= denom
+    param += update
+    update = np.multiply(exp_avg, (-lr * mu_next) / (1.0 - mu_product_next), out=u)  # (c m_t) / d_t
+    update /= denom
+    param += update
 
 
 class NAdam(Optimizer):
@@ -131,6 +149,7 @@ class NAdam(Optimizer):
             param.grad,
             state["exp_avg"],
             state["exp_avg_sq"],
+            scratch=3,
             step=step,
             mu_product=float(state["mu_product"]),
             lr=float(group["lr"]),

@@ -60,6 +60,26 @@ def increment(counter: np.ndarray) -> float:
     return float(counter)
 
 
+def regularized_gradient(
+    grad: np.ndarray, param: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
+) -> np.ndarray:
+    r"""The gradient a kernel follows, :math:`g = \pm\nabla_\theta f + \lambda\theta`.
+
+    ``-grad`` when ``maximize``, plus ``weight_decay * param`` (L2 decay) when that is not
+    0.  Written into ``out`` when there is something to compute; otherwise ``grad`` itself
+    is returned (and must not be written to).  ``\lambda\theta - \nabla`` is computed for
+    ``-\nabla + \lambda\theta``: floating-point ``+`` commutes, and ``x - y`` *is* ``x + (-y)``.
+    """
+    if weight_decay == 0:
+        return np.negative(grad, out=out) if maximize else grad
+    np.multiply(param, weight_decay, out=out)
+    if maximize:
+        out -= grad
+    else:
+        out += grad
+    return out
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` and per-parameter ``state`` like torch.
 

@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
+from minireg._blocking import apply_blocked, scratch_like
 from minireg.optim.adam import check_adam_hyperparameters, lerp_
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -28,6 +34,7 @@ def radam(
     weight_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One RAdam step on ``param``, ``exp_avg`` and ``exp_avg_sq`` in place.
 
@@ -55,29 +62,38 @@ def radam(
 
     Liu et al. (2020), "On the Variance of the Adaptive Learning Rate and Beyond";
     decoupled decay: Loshchilov & Hutter (2019).
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
-    lerp_(exp_avg, g, 1 - beta1)
+    t, u = scratch if scratch is not None else scratch_like(param, 2)
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize, t)
+    lerp_(exp_avg, g, 1 - beta1, u)  # m_t
+    weighted_square = np.multiply(g, 1 - beta2, out=u)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
+    weighted_square *= g
     exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    exp_avg_sq += weighted_square
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    bias_corrected_exp_avg = exp_avg / bias_correction1
+    update = np.divide(exp_avg, bias_correction1, out=t)  # hat m_t, then times lr (g is done)
+    update *= lr
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
     if rho_t > 5.0:
         rect_squared = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         rect = rect_squared**0.5
         # torch evaluates `scalar / tensor` as `reciprocal(tensor) * scalar`
-        adaptive_lr = np.reciprocal(np.sqrt(exp_avg_sq) + eps) * bias_correction2**0.5
-        param -= bias_corrected_exp_avg * lr * adaptive_lr * rect  # torch's order, left to right
-    else:
-        param -= bias_corrected_exp_avg * lr
+        adaptive_lr = np.sqrt(exp_avg_sq, out=u)
+        adaptive_lr += eps
+        np.reciprocal(adaptive_lr, out=adaptive_lr)
+        adaptive_lr *= bias_correction2**0.5
+        update *= adaptive_lr  # torch's order, left to right: hat m_t * lr * l_t * r_t
+        update *= rect
+    param -= update
 
 
 class RAdam(Optimizer):
@@ -121,6 +137,7 @@ class RAdam(Optimizer):
             param.grad,
             state["exp_avg"],
             state["exp_avg_sq"],
+            scratch=2,
             step=increment(state["step"]),
             lr=float(group["lr"]),
             beta1=float(beta1),

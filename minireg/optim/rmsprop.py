@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    increment,
+    new_step_counter,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -27,6 +33,7 @@ def rmsprop(
     momentum: float,
     centered: bool,
     maximize: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One RMSprop step on ``param`` and its state arrays, all in place.
 
@@ -46,39 +53,51 @@ def rmsprop(
     centered form: Graves (2013), "Generating Sequences With Recurrent Neural Networks",
     arXiv:1308.0850.  ``grad_avg`` is used only when ``centered``, ``momentum_buffer``
     only when ``momentum > 0``.
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
+    t, u = scratch if scratch is not None else scratch_like(param, 2)
+    g = regularized_gradient(grad, param, weight_decay, maximize, t)
+    weighted_square = np.multiply(g, 1 - alpha, out=u)  # v_t = alpha v_{t-1} + ((1 - alpha) g) g
+    weighted_square *= g
     square_avg *= alpha
-    square_avg += (1 - alpha) * g * g
+    square_avg += weighted_square
     if centered:
         assert grad_avg is not None
-        _lerp_(grad_avg, g, 1 - alpha)
-        avg = np.sqrt(square_avg - grad_avg * grad_avg)
+        _lerp_(grad_avg, g, 1 - alpha, u)
+        avg = np.multiply(grad_avg, grad_avg, out=u)  # sqrt(v_t - gbar_t^2)
+        np.subtract(square_avg, avg, out=avg)
+        np.sqrt(avg, out=avg)
     else:
-        avg = np.sqrt(square_avg)
-    avg = avg + eps
+        avg = np.sqrt(square_avg, out=u)
+    avg += eps
     if momentum > 0:
         assert momentum_buffer is not None
-        momentum_buffer *= momentum
-        momentum_buffer += g / avg
-        param -= lr * momentum_buffer
+        momentum_buffer *= momentum  # b_t = mu b_{t-1} + g_t / avg
+        momentum_buffer += np.divide(g, avg, out=avg)
+        param -= np.multiply(momentum_buffer, lr, out=u)
     else:
-        param += (-lr * g) / avg  # torch's addcdiv order: (value * g) / avg
+        update = np.multiply(g, -lr, out=t)  # torch's addcdiv order: (value * g) / avg
+        update /= avg
+        param += update
 
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
     """``start += weight * (end - start)`` in place, in torch's two-branch ``lerp`` form.
 
     torch anchors the interpolation at the nearer end, so that weight 1 gives ``end``
     exactly: ``start + w*(end - start)`` for ``|w| < 0.5``, else ``end + (w-1)*(end - start)``.
+    ``tmp``, shaped like ``start``, holds ``end - start``.
     """
-    diff = end - start
+    diff = np.subtract(end, start, out=tmp)
     if abs(weight) < 0.5:
-        start += weight * diff
+        diff *= weight
+        start += diff
     else:
-        start[...] = end + (weight - 1) * diff
+        diff *= weight - 1
+        np.add(end, diff, out=start)
 
 
 class RMSprop(Optimizer):
@@ -140,6 +159,7 @@ class RMSprop(Optimizer):
             state["square_avg"],
             state["grad_avg"] if group["centered"] else None,  # KeyError, as torch, if
             state["momentum_buffer"] if group["momentum"] > 0 else None,  # set after state creation
+            scratch=2,
             lr=float(group["lr"]),
             alpha=float(group["alpha"]),
             eps=float(group["eps"]),

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked
-from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative
+from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative, regularized_gradient
 from minireg.parameter import Parameter
 
 
@@ -23,6 +23,7 @@ def sgd(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One SGD step on ``param`` (and ``momentum_buffer``) in place.
 
@@ -40,19 +41,25 @@ def sgd(
     ``momentum_buffer`` is used only when :math:`\mu \ne 0`.  On the parameter's first
     step with momentum (``first_step``) its old contents are ignored: it becomes
     :math:`b_1 = g_1`, exactly as torch clones the first buffer from the gradient.
+
+    The lines below compute these equations in torch's order, in place, with each
+    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + weight_decay * param
+    t, u = scratch if scratch is not None else scratch_like(param, 2)
+    g = regularized_gradient(grad, param, weight_decay, maximize, t)
     if momentum != 0:
         assert momentum_buffer is not None
         if first_step:
             momentum_buffer[...] = g  # torch: the first buffer is g itself, undampened
         else:
-            momentum_buffer *= momentum
-            momentum_buffer += (1 - dampening) * g
-        g = g + momentum * momentum_buffer if nesterov else momentum_buffer
-    param -= lr * g
+            momentum_buffer *= momentum  # b_t = mu b_{t-1} + (1 - tau) g_t
+            momentum_buffer += np.multiply(g, 1 - dampening, out=u)
+        if nesterov:
+            g = np.add(g, np.multiply(momentum_buffer, momentum, out=u), out=u)  # g_t + mu b_t
+        else:
+            g = momentum_buffer
+    param -= np.multiply(g, lr, out=u)
 
 
 __all__ = ["SGD", "sgd"]
@@ -102,6 +109,7 @@ class SGD(Optimizer):
             param.data,
             param.grad,
             buffer,
+            scratch=2,
             lr=float(group["lr"]),
             momentum=momentum,
             dampening=float(group["dampening"]),
