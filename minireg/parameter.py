@@ -17,10 +17,11 @@ class Parameter:
     Parameters hash and compare by identity, like tensors, so they can key optimizer state.
 
     ``_grad_slot`` is where a new gradient is stored (``None``: a fresh array); it is set
-    by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer.
+    by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer,
+    and ``_grad_offset`` is where that slot starts in the buffer, in elements.
     """
 
-    __slots__ = ("__weakref__", "_grad_slot", "data", "grad")
+    __slots__ = ("__weakref__", "_grad_offset", "_grad_slot", "data", "grad")
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         array = np.asarray(data)
@@ -30,6 +31,7 @@ class Parameter:
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self._grad_slot: np.ndarray | None = None
+        self._grad_offset: int | None = None
 
     # Pass-through views of the data, so a Parameter reads like the array it holds.
     @property

@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 
 import minireg
 from minireg.nn.utils import clip_grad_norm_, flatten_parameters
-from minireg.nn.utils.flat import whole_grad_buffer
+from minireg.nn.utils.clip_grad import sum_of_squares, sums_of_squares_in_buffer
+from minireg.nn.utils.flat import grad_buffer_in_order, whole_grad_buffer
 from minireg.parameter import accumulate_grad
 from reference_tests.conftest import dtypes, random_array
-from reference_tests.test_blocking import OPTIMIZERS, bits
+from reference_tests.test_blocking import OPTIMIZERS, bits, block_bytes
 
 STEPS = 6
 # A few parameter shapes, including a 0-d one and a single element.
@@ -242,13 +243,18 @@ def test_to_dtype_takes_parameters_out_of_the_buffer():
 
 
 # ------------------------------------------------------------------------------ clipping
+@pytest.mark.parametrize("blocks", ["default", "tiny, 2 threads"])
+@pytest.mark.parametrize("order", ["as flattened", "reversed"])
 @given(
     dtype=dtypes,
     shapes=param_shapes,
     seed=st.integers(0, 2**31),
     max_norm=st.sampled_from([0.1, 1.0, 1e6]),
 )
-def test_clip_on_flat_grads_is_bit_identical(dtype, shapes, seed, max_norm):
+def test_clip_on_flat_grads_is_bit_identical(order, blocks, dtype, shapes, seed, max_norm):
+    """In the buffer's order the norms are taken over the buffer (runs of equal sizes in
+    one vecdot); in another order per gradient.  Either way: the plain path's bits.  With
+    tiny blocks the (70,) gradients are longer than a block and the row dots are threaded."""
     results = []
     for flat in (True, False):
         rng = np.random.default_rng(seed)
@@ -257,12 +263,46 @@ def test_clip_on_flat_grads_is_bit_identical(dtype, shapes, seed, max_norm):
             p.grad = random_array(rng, p.shape, dtype, scale=10.0)
         if flat:
             flatten_parameters(params)
-        norm = clip_grad_norm_(params, max_norm)
+        clipped = params if order == "as flattened" else params[::-1]
+        with block_bytes(64, threads=2) if blocks != "default" else contextlib.nullcontext():
+            norm = clip_grad_norm_(clipped, max_norm)
         results.append((norm, [p.grad.copy() for p in params]))
     (norm, grads), (expected_norm, expected_grads) = results
     assert bits(norm) == bits(expected_norm)
     for g, e in zip(grads, expected_grads):
         assert bits(g) == bits(e)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@given(
+    dtype=dtypes,
+    sizes=st.lists(st.sampled_from([0, 1, 7, 16, 17, 40]), min_size=1, max_size=12),
+    seed=st.integers(0, 2**31),
+)
+def test_sums_of_squares_in_buffer_are_those_of_each_slice(threads, dtype, sizes, seed):
+    """Runs of equal sizes up to a block (16 elements here) go through one vecdot, longer
+    slices through sum_of_squares' blocks: the same float64 numbers as slice by slice."""
+    rng = np.random.default_rng(seed)
+    buffer = random_array(rng, (sum(sizes),), dtype, scale=30.0)
+    with block_bytes(16 * np.dtype(dtype).itemsize, threads=threads):
+        sums = sums_of_squares_in_buffer(buffer, sizes)
+        starts = np.cumsum([0, *sizes])
+        expected = [sum_of_squares(buffer[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    assert sums.dtype == np.float64
+    assert sums.tolist() == expected
+
+
+def test_grad_buffer_in_order_only_for_the_buffer_order():
+    params = [minireg.Parameter(np.ones(n, dtype=np.float32)) for n in (3, 4, 5)]
+    for p in params:
+        p.grad = np.full(p.shape, 2.0, dtype=np.float32)
+    _, grad = flatten_parameters(params)
+    buffer, sizes = grad_buffer_in_order(params)
+    assert buffer is grad and sizes == [3, 4, 5]
+    assert grad_buffer_in_order(params[::-1]) is None  # all of it, but not in order
+    assert grad_buffer_in_order(params[:2]) is None  # in order, but not all of it
+    params[1].grad = params[1].grad.copy()  # out of the buffer
+    assert grad_buffer_in_order(params) is None
 
 
 # ------------------------------------------------------------------------------ memory

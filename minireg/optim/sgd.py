@@ -54,7 +54,10 @@ def sgd(
             momentum_buffer[...] = g  # torch: the first buffer is g itself, undampened
         else:
             momentum_buffer *= momentum  # b_t = mu b_{t-1} + (1 - tau) g_t
-            momentum_buffer += np.multiply(g, 1 - dampening, out=u)
+            if dampening == 0:
+                momentum_buffer += g  # (1 - 0) g is g, bit for bit: one pass fewer
+            else:
+                momentum_buffer += np.multiply(g, 1 - dampening, out=u)
         if nesterov:
             g = np.add(g, np.multiply(momentum_buffer, momentum, out=u), out=u)  # g_t + mu b_t
         else:

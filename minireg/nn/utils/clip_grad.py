@@ -17,8 +17,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from minireg._blocking import BLOCK_BYTES
-from minireg.nn.utils.flat import whole_grad_buffer
+from minireg import _blocking
+from minireg._blocking import apply_blocked
+from minireg.nn.utils.flat import grad_buffer_in_order, whole_grad_buffer
 from minireg.parameter import Parameter
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "clip_grad_value_",
     "clip_grads_with_norm_",
     "get_total_norm",
+    "scale_",
+    "sums_of_squares_in_buffer",
     "vector_norm",
 ]
 
@@ -49,7 +52,7 @@ def sum_of_squares(x: np.ndarray) -> float:
     range gives ``inf``.
     """
     flat = x if x.ndim == 1 else x.reshape(-1)  # np.dot of 2-d arrays would be a matmul
-    block = max(1, BLOCK_BYTES // flat.itemsize)
+    block = _blocking.BLOCK_BYTES // flat.itemsize
     if flat.size <= block:  # one block: no loop (the common case of many small gradients)
         return float(flat.dot(flat))
     total = 0.0
@@ -57,6 +60,47 @@ def sum_of_squares(x: np.ndarray) -> float:
         part = flat[start : start + block]
         total += float(part.dot(part))
     return total
+
+
+def sums_of_squares_in_buffer(buffer: np.ndarray, sizes: list[int]) -> np.ndarray:
+    r""":func:`sum_of_squares` of each of the consecutive slices of ``buffer`` with ``sizes``.
+
+    The same float64 numbers as calling it slice by slice, with fewer calls: a run of
+    equal-sized slices of at most one block is one ``np.vecdot`` over them as the rows of
+    a matrix (it takes each row's dot with the very BLAS routine ``ndarray.dot`` uses),
+    shared among the threads when large (``minireg.set_num_threads``).
+    """
+    sums = np.empty(len(sizes))
+    block = _blocking.BLOCK_BYTES // buffer.itemsize
+    first = start = 0
+    while first < len(sizes):
+        size = sizes[first]
+        last = first + 1
+        while last < len(sizes) and sizes[last] == size:
+            last += 1
+        stop = start + (last - first) * size
+        if size <= block:
+            rows = buffer[start:stop].reshape(last - first, size)
+            _row_dots(rows, sums[first:last])
+        else:
+            for i, offset in enumerate(range(start, stop, size)):
+                sums[first + i] = sum_of_squares(buffer[offset : offset + size])
+        first, start = last, stop
+    return sums
+
+
+def _row_dots(rows: np.ndarray, out: np.ndarray) -> None:
+    threads = min(_blocking.get_num_threads(), len(rows))
+    if threads == 1 or rows.nbytes < _blocking.THREADED_MIN_BYTES:
+        out[...] = np.vecdot(rows, rows)
+        return
+    cuts = [len(rows) * k // threads for k in range(threads + 1)]
+
+    def part(k: int) -> None:
+        part_rows = rows[cuts[k] : cuts[k + 1]]
+        out[cuts[k] : cuts[k + 1]] = np.vecdot(part_rows, part_rows)
+
+    _blocking.run_in_threads(part, range(threads))
 
 
 def vector_norm(x: np.ndarray, ord: float) -> np.ndarray:
@@ -102,6 +146,11 @@ def vector_norm(x: np.ndarray, ord: float) -> np.ndarray:
             # torch takes the 1/p in the accumulation dtype: 1/p rounded to float32 for float32.
             norm = np.sum(magnitude**ord) ** (x.dtype.type(1) / x.dtype.type(ord))
     return np.asarray(norm, dtype=x.dtype)
+
+
+def scale_(grad: np.ndarray, *, coefficient: np.generic) -> None:
+    r""":math:`g \leftarrow c\,g` in place, with :math:`c` already in ``grad``'s dtype."""
+    np.multiply(grad, coefficient, out=grad)
 
 
 def clip_coefficient(max_norm: float, total_norm: np.ndarray) -> np.ndarray:
@@ -154,6 +203,10 @@ def get_total_norm(
         norms = np.array([math.sqrt(sum_of_squares(a)) for a in arrays], dtype=dtype)
     else:  # np.array of the 0-d norms: as np.stack, 10x faster
         norms = np.array([vector_norm(a, norm_type) for a in arrays])
+    return _norm_of_norms(norms, norm_type, error_if_nonfinite)
+
+
+def _norm_of_norms(norms: np.ndarray, norm_type: float, error_if_nonfinite: bool) -> np.ndarray:
     total_norm = vector_norm(norms, norm_type)
     if error_if_nonfinite and not np.isfinite(total_norm):
         raise RuntimeError(
@@ -175,19 +228,22 @@ def clip_grads_with_norm_(parameters: ParametersT, max_norm: float, total_norm: 
     # a list, as a generator could be read only once and it is read twice below
     parameters = [parameters] if isinstance(parameters, Parameter) else list(parameters)
     grads = _grads_of(parameters)
-    max_norm = float(max_norm)
     if len(grads) == 0:
         return
-    coefficient = clip_coefficient(max_norm, np.asarray(total_norm))
+    flat = whole_grad_buffer(parameters)  # gradients in one flat buffer: one multiplication
+    _scale_grads(grads if flat is None else [flat], max_norm, total_norm)
+
+
+def _scale_grads(grads: list[np.ndarray], max_norm: float, total_norm: np.ndarray) -> None:
+    coefficient = clip_coefficient(float(max_norm), np.asarray(total_norm))
     if coefficient == 1:
         return
-    flat = whole_grad_buffer(parameters)  # gradients in one flat buffer: one multiplication
-    scales: dict[np.dtype, np.ndarray] = {}
+    scales: dict[np.dtype, np.generic] = {}
     with np.errstate(invalid="ignore"):  # an infinite total: coefficient 0, and inf * 0 = NaN
-        for grad in grads if flat is None else [flat]:
+        for grad in grads:
             if grad.dtype not in scales:
-                scales[grad.dtype] = coefficient.astype(grad.dtype)
-            np.multiply(grad, scales[grad.dtype], out=grad)
+                scales[grad.dtype] = coefficient.astype(grad.dtype)[()]
+            apply_blocked(scale_, grad, coefficient=scales[grad.dtype])  # threads if large
 
 
 def clip_grad_norm_(
@@ -214,8 +270,15 @@ def clip_grad_norm_(
                 "`parameters` is an empty generator, no gradient clipping will occur.",
                 stacklevel=2,
             )
-    total_norm = get_total_norm(_grads_of(parameters), norm_type, error_if_nonfinite)
-    clip_grads_with_norm_(parameters, max_norm, total_norm)
+    flat = grad_buffer_in_order(parameters) if float(norm_type) == 2 else None
+    if flat is not None:  # gradients in one flat buffer: per-gradient sums over the buffer
+        buffer, sizes = flat
+        norms = np.sqrt(sums_of_squares_in_buffer(buffer, sizes)).astype(buffer.dtype)
+        total_norm = _norm_of_norms(norms, 2.0, error_if_nonfinite)
+        _scale_grads([buffer], max_norm, total_norm)  # one multiplication
+    else:
+        total_norm = get_total_norm(_grads_of(parameters), norm_type, error_if_nonfinite)
+        clip_grads_with_norm_(parameters, max_norm, total_norm)
     return total_norm
 
 

@@ -27,7 +27,12 @@ import numpy as np
 
 from minireg.parameter import Parameter
 
-__all__ = ["FlatParameters", "flatten_parameters", "whole_grad_buffer"]
+__all__ = [
+    "FlatParameters",
+    "flatten_parameters",
+    "grad_buffer_in_order",
+    "whole_grad_buffer",
+]
 
 
 class FlatParameters(NamedTuple):
@@ -73,6 +78,7 @@ def flatten_parameters(parameters: Parameter | Iterable[Parameter]) -> FlatParam
             p.grad = grad_view
         p.data = data_view
         p._grad_slot = grad_view
+        p._grad_offset = start
         start = stop
     return FlatParameters(data, grad)
 
@@ -102,3 +108,33 @@ def whole_grad_buffer(parameters: list[Parameter]) -> np.ndarray | None:
     if not isinstance(owner, np.ndarray) or owner.ndim != 1 or owner.size != total:
         return None
     return owner
+
+
+def grad_buffer_in_order(parameters: list[Parameter]) -> tuple[np.ndarray, list[int]] | None:
+    """``(buffer, sizes)`` when the gradients of ``parameters``, in this order, tile a buffer.
+
+    Like :func:`whole_grad_buffer`, but the parameters must also come in the buffer's own
+    order, each slot starting where the previous one ends, so that a per-gradient result
+    computed over the buffer lines up with ``parameters``.  ``sizes`` are the gradients'
+    element counts.  Identity and offset checks only, no addresses.
+    """
+    if not parameters:
+        return None
+    owner = getattr(parameters[0].grad, "base", None)
+    sizes = []
+    offset = 0
+    for p in parameters:
+        grad = p.grad
+        if (
+            grad is None
+            or grad is not getattr(p, "_grad_slot", None)
+            or grad.base is not owner
+            or getattr(p, "_grad_offset", None) != offset
+        ):
+            return None
+        size = grad.size
+        sizes.append(size)
+        offset += size
+    if not isinstance(owner, np.ndarray) or owner.ndim != 1 or owner.size != offset:
+        return None
+    return owner, sizes
