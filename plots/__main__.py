@@ -56,12 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="let a failing figure raise with its traceback"
     )
     parser.add_argument(
-        "--torch-threads",
+        "--threads",
         type=int,
         default=1,
         metavar="N",
-        help="torch's intra-op threads (default 1: deterministic, and like-for-like with "
-        "NumPy's single-threaded ufuncs; the speed benchmark reports what was used)",
+        help="threads for torch's intra-op work and for minireg's optimizer steps alike "
+        "(default 1: deterministic torch reductions; the speed benchmark reports what was used)",
     )
     return parser
 
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     else:
-        torch.set_num_threads(max(1, args.torch_threads))
+        torch.set_num_threads(max(1, args.threads))
+    import minireg
+
+    minireg.set_num_threads(max(1, args.threads))
 
     from plots._style import MissingDependency, NeedsTorch
 

@@ -25,15 +25,17 @@ How it measures: each side is warmed up, then calibrated to repeat its call ofte
 that one timing is at least :data:`TARGET_SECONDS` long; then :data:`ROUNDS` rounds (fewer,
 but at least 15, for the 1e7-element cases) time every side once, in an order that is
 reversed every other round so that neither side always runs first (caches, turbo, a busy
-neighbour).  The result is the median per-call time over the rounds, and the spread is
+neighbour), each timing right after one untimed call of the same side (torch's OpenMP
+threads spin for milliseconds after a call and would slow whatever runs next).  The
+result is the median per-call time over the rounds, and the spread is
 the interquartile range over the median.  The garbage collector is off while timing.
 
-Threads: minireg is single-threaded (NumPy's element-wise loops are; two Python threads
-over cache-sized blocks were measured no faster, as every ufunc call hands the GIL over).
-``python -m plots`` sets torch's intra-op threads to ``--torch-threads`` (default 1, the
-like-for-like comparison; ``--torch-threads 2`` lets torch use both cores of the dev
-machine) and BLAS, through ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``, to one thread.
-The printout and ``data["environment"]`` say what was in force: torch's thread count,
+Threads: ``python -m plots`` gives torch's intra-op work and minireg's optimizer steps
+(``minireg.set_num_threads``) the same ``--threads`` (default 1; ``--threads 2`` uses both
+cores of the dev machine), and BLAS, through ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``,
+one thread.  minireg's gradient clipping shares large scalings and a flat buffer's norms
+among its threads too; its normalisation layers and dropout run in the calling thread.
+The printout and ``data["environment"]`` say what was in force: the thread counts,
 NumPy's BLAS and its CPU kernel, ``OPENBLAS_CORETYPE`` and the load average before and
 after (another process on the 2 cores skews everything).
 
@@ -64,6 +66,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+import minireg
 from plots._style import (
     FigureResult,
     NeedsTorch,
@@ -212,7 +215,12 @@ def measure(
 
     After ``warmup`` untimed calls each side is calibrated: one timing repeats the call
     ``ceil(target / one call)`` times.  Then every round times each side once, the order
-    reversed every other round.
+    reversed every other round, and each timing follows one untimed call of the same
+    side.  That lead-in keeps one side from paying for the other: torch's OpenMP threads
+    spin for several milliseconds after a parallel region (libgomp's wait policy) and
+    take the second core from whatever runs next -- minireg's two-thread SGD step on
+    1e7 elements measured 9.9 ms straight after a torch call and 7.7 ms after 10 ms of
+    other work.  Each side is timed in its own steady state, as in a loop of its calls.
     """
     names = list(calls)
     repeats: dict[str, int] = {}
@@ -231,6 +239,7 @@ def measure(
         for index in range(rounds):
             for name in names if index % 2 == 0 else reversed(names):
                 call, n = calls[name], repeats[name]
+                call()  # the lead-in (see the docstring)
                 began = time.perf_counter()
                 for _ in range(n):
                     call()
@@ -480,6 +489,7 @@ def environment(torch: ModuleType) -> dict[str, Any]:
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "torch_num_threads": torch.get_num_threads(),
+        "minireg_num_threads": minireg.get_num_threads(),
         "numpy_blas": blas_text,
         "openblas_core": _openblas_core(),
         "variables": {name: os.environ.get(name) for name in ENVIRONMENT_VARIABLES},
@@ -493,7 +503,8 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
     return [
         (
             f"python {env['python']}, numpy {env['numpy']}, torch {env['torch']}, "
-            f"{env['cpu_count']} CPUs, torch threads {env['torch_num_threads']}"
+            f"{env['cpu_count']} CPUs, threads: torch {env['torch_num_threads']}, "
+            f"minireg {env['minireg_num_threads']}"
         ),
         f"numpy BLAS {env['numpy_blas']} (kernel {env['openblas_core'] or 'unknown'})",
         variables,
@@ -684,10 +695,12 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         )
         load = " → ".join(f"{values[0]:.2f}" for values in (load_before, load_after) if values)
         text = (
-            f"One process, sides interleaved, order reversed every other round; median of "
+            f"One process, sides interleaved (order reversed every other round, each timing "
+            f"after an untimed call of the same side); median of "
             f"{'/'.join(map(str, rounds))} rounds.  torch's default optimizer path on the CPU "
             "is a for-loop over the tensors; clip_grad_norm_'s is foreach.\n"
-            f"torch threads {env['torch_num_threads']}, NumPy BLAS {env['numpy_blas']} "
+            f"threads: torch {env['torch_num_threads']}, minireg {env['minireg_num_threads']}; "
+            f"NumPy BLAS {env['numpy_blas']} "
             f"({env['openblas_core'] or '?'} kernel), "
             f"OPENBLAS_CORETYPE={env['variables']['OPENBLAS_CORETYPE'] or 'unset'}, "
             f"1-min load average {load or '?'}."

@@ -220,7 +220,7 @@ def test_speed_benchmark_quick_smoke(tmp_path):
     done = _run_cli("speed", "--quick", "--out", str(tmp_path), "--json", str(tmp_path / "r.json"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "load average before" in done.stdout and "load average after" in done.stdout
-    assert speed.HEADER in done.stdout and "torch threads" in done.stdout
+    assert speed.HEADER in done.stdout and "threads: torch" in done.stdout
     (record,) = json.loads((tmp_path / "r.json").read_text())
     assert record["name"] == "speed" and record["status"] == "drawn", record
     png = Path(record["paths"][0]).read_bytes()
@@ -248,8 +248,9 @@ def test_speed_rounds_alternate_the_order_of_the_sides():
     calls = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
     medians, spreads, repeats = measure(calls, rounds=4, warmup=1, target=0.0)
     assert repeats == {"a": 1, "b": 1, "c": 1} and set(medians) == set(spreads) == set(calls)
-    timed_calls = order[6:]  # after one warm-up and one calibration call each
-    assert "".join(timed_calls) == "abc" + "cba" + "abc" + "cba"
+    rounds = order[6:]  # after one warm-up and one calibration call each
+    # each timed call right after an untimed lead-in call of the same side
+    assert "".join(rounds) == "aabbcc" + "ccbbaa" + "aabbcc" + "ccbbaa"
 
 
 # ---------------------------------------------------------------------------- the dashboard's metric
