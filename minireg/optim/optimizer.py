@@ -432,12 +432,12 @@ def _typename(obj: Any) -> str:
 
 
 def _check_grad(p: Parameter) -> None:
-    grad = p.grad
-    if not isinstance(grad, np.ndarray) or grad.shape != p.shape:
+    grad, data = p.grad, p.data
+    if not isinstance(grad, np.ndarray) or grad.shape != data.shape:
         raise RuntimeError(
             f"grad of shape {getattr(grad, 'shape', None)} does not match parameter of shape {p.shape}"
         )
-    if grad.dtype != p.dtype:
+    if grad.dtype != data.dtype:
         raise RuntimeError(f"grad dtype {grad.dtype} does not match parameter dtype {p.dtype}")
 
 
