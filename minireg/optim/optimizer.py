@@ -13,6 +13,7 @@ import operator
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -221,7 +222,12 @@ class Optimizer:
             loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
+                grad = p.grad
+                if grad is not None and (
+                    type(grad) is not np.ndarray  # the common case checked inline: it runs
+                    or grad.shape != p.data.shape  # once per parameter and step
+                    or grad.dtype != p.data.dtype
+                ):
                     _check_grad(p)
         for group in self.param_groups:
             if self._step_flat(group):
@@ -250,23 +256,27 @@ class Optimizer:
         kernels are elementwise, every element gets exactly the operations it gets one
         parameter at a time.  Returns ``False`` (nothing done) for any other layout.
         """
+        # (map and attrgetter walk the parameters in C: this runs on every step)
         params = group["params"]
-        if len(params) < 2 or any(p.grad is None for p in params):
+        if len(params) < 2 or any(grad is None for grad in map(_grad, params)):
             return False
         owner = params[0].data.base  # cheap test first: all data views of one array?
-        if owner is None or any(p.data.base is not owner for p in params):
+        if owner is None or not all(map(operator.is_, map(_data_base, params), repeat(owner))):
             return False
-        states = [self.state[p] for p in params]
-        keys = set(states[0])
-        if any(set(s) != keys for s in states):
-            return False
+        states = list(map(self.state.__getitem__, params))
+        keys = list(states[0])
+        if not all(map(len(keys).__eq__, map(len, states))):
+            return False  # (same number of keys here; a missing one raises KeyError below)
         scalar_keys = [k for k in keys if k in self._scalar_state]
-        for key in scalar_keys:  # e.g. all step counters equal
-            first = float(states[0][key])
-            if any(float(s[key]) != first for s in states):
-                return False
         element_keys = sorted(k for k in keys if k not in self._scalar_state)
-        layout = self._flat_layout(group, params, states, element_keys)
+        try:
+            for key in scalar_keys:  # e.g. all step counters equal
+                values = list(map(float, map(operator.itemgetter(key), states)))
+                if values.count(values[0]) != len(values):
+                    return False
+            layout = self._flat_layout(group, params, states, element_keys)
+        except KeyError:
+            return False
         if layout is None:
             return False
         flat = Parameter(layout["data"])
@@ -308,8 +318,8 @@ class Optimizer:
         Finding them checks every array's address; the answer (also a ``None``) is cached
         per group and reused as long as the very same array objects are in place.
         """
-        arrays = {"data": [p.data for p in params], "grad": [p.grad for p in params]}
-        arrays.update({key: [s[key] for s in states] for key in element_keys})
+        arrays = {"data": list(map(_data, params)), "grad": list(map(_grad, params))}
+        arrays.update({key: list(map(operator.itemgetter(key), states)) for key in element_keys})
         cached = self._flat_cache.get(id(group))
         if (
             cached is not None
@@ -344,8 +354,9 @@ class Optimizer:
         for key, value in state.items():
             if key in self._scalar_state:
                 for s in states:
-                    if isinstance(s.get(key), np.ndarray):
-                        s[key][...] = value
+                    counter = s.get(key)
+                    if type(counter) is np.ndarray:
+                        counter[...] = value
                     else:
                         s[key] = copy.deepcopy(value)
             elif layout.get(key) is not value:
@@ -429,6 +440,11 @@ class Optimizer:
 def _typename(obj: Any) -> str:
     cls = type(obj)
     return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+_data = operator.attrgetter("data")
+_grad = operator.attrgetter("grad")
+_data_base = operator.attrgetter("data.base")
 
 
 def _check_grad(p: Parameter) -> None:
