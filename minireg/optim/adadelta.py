@@ -12,6 +12,7 @@ from minireg._blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    ema_of_squares_,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -48,23 +49,17 @@ def adadelta(
     (default 1.0) is a plain multiplier on the update.
 
     The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 3 ``scratch`` arrays shaped like ``param`` (made here when not
+    intermediate in one of three ``scratch`` arrays shaped like ``param`` (made here when not
     given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
     t, u, w = scratch if scratch is not None else scratch_like(param, 3)
     g = regularized_gradient(grad, param, weight_decay, maximize, t)
-    weighted_square = np.multiply(g, 1 - rho, out=u)  # v_t = rho v_{t-1} + ((1 - rho) g) g
-    weighted_square *= g
-    square_avg *= rho
-    square_avg += weighted_square
+    ema_of_squares_(square_avg, g, rho, u)  # v_t = rho v_{t-1} + (1 - rho) g_t^2
     std = np.sqrt(np.add(square_avg, eps, out=u), out=u)
     delta = np.sqrt(np.add(acc_delta, eps, out=w), out=w)  # acc_delta is still u_{t-1} here
     delta /= std
     delta *= g
-    weighted_square = np.multiply(delta, 1 - rho, out=u)  # u_t = rho u_{t-1} + ((1 - rho) D) D
-    weighted_square *= delta
-    acc_delta *= rho
-    acc_delta += weighted_square
+    ema_of_squares_(acc_delta, delta, rho, u)  # u_t = rho u_{t-1} + (1 - rho) Delta_t^2
     param -= np.multiply(delta, lr, out=u)
 
 

@@ -12,6 +12,7 @@ from minireg._blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    ema_of_squares_,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -106,10 +107,7 @@ def adam(
     l2_decay = 0.0 if decoupled_weight_decay else weight_decay
     g = regularized_gradient(grad, param, l2_decay, maximize, u)
     lerp_(exp_avg, g, 1 - beta1, t)  # m_t
-    weighted_square = np.multiply(g, 1 - beta2, out=t)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
-    weighted_square *= g
-    exp_avg_sq *= beta2
-    exp_avg_sq += weighted_square
+    ema_of_squares_(exp_avg_sq, g, beta2, t)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = lr / bias_correction1

@@ -13,6 +13,7 @@ from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    ema_of_squares_,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -69,7 +70,7 @@ def nadam(
     :math:`\mu_t` follows torch; decoupled decay: Loshchilov & Hutter (2019).
 
     The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 3 ``scratch`` arrays shaped like ``param`` (made here when not
+    intermediate in one of three ``scratch`` arrays shaped like ``param`` (made here when not
     given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
     t, u, w = scratch if scratch is not None else scratch_like(param, 3)
@@ -82,10 +83,7 @@ def nadam(
     mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
     mu_product_next = mu_product * mu_next  # Python float, not rounded to float32
     lerp_(exp_avg, g, 1 - beta1, u)  # m_t
-    weighted_square = np.multiply(g, 1 - beta2, out=u)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
-    weighted_square *= g
-    exp_avg_sq *= beta2
-    exp_avg_sq += weighted_square
+    ema_of_squares_(exp_avg_sq, g, beta2, u)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
     denom = np.divide(exp_avg_sq, bias_correction2, out=w)  # torch's for-loop divides inside sqrt
     np.sqrt(denom, out=denom)
     denom += eps

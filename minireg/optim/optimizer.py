@@ -81,6 +81,19 @@ def regularized_gradient(
     return out
 
 
+def ema_of_squares_(average: np.ndarray, x: np.ndarray, decay: float, tmp: np.ndarray) -> None:
+    r"""``average <- decay * average + ((1 - decay) * x) * x`` in place, as torch rounds it.
+
+    The running mean of squares behind Adam's :math:`v_t`, RMSprop's and Adadelta's
+    (torch: ``average.mul_(decay).addcmul_(x, x, value=1 - decay)``).  ``tmp``, shaped
+    like ``average``, holds the weighted square.
+    """
+    weighted_square = np.multiply(x, 1 - decay, out=tmp)
+    weighted_square *= x
+    average *= decay
+    average += weighted_square
+
+
 class Optimizer:
     """Base class: holds ``param_groups`` and per-parameter ``state`` like torch.
 

@@ -13,6 +13,7 @@ from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    ema_of_squares_,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -64,7 +65,7 @@ def radam(
     decoupled decay: Loshchilov & Hutter (2019).
 
     The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    intermediate in one of two ``scratch`` arrays shaped like ``param`` (made here when not
     given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
     t, u = scratch if scratch is not None else scratch_like(param, 2)
@@ -73,10 +74,7 @@ def radam(
     l2_decay = 0.0 if decoupled_weight_decay else weight_decay
     g = regularized_gradient(grad, param, l2_decay, maximize, t)
     lerp_(exp_avg, g, 1 - beta1, u)  # m_t
-    weighted_square = np.multiply(g, 1 - beta2, out=u)  # v_t = beta2 v_{t-1} + ((1 - beta2) g) g
-    weighted_square *= g
-    exp_avg_sq *= beta2
-    exp_avg_sq += weighted_square
+    ema_of_squares_(exp_avg_sq, g, beta2, u)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     update = np.divide(exp_avg, bias_correction1, out=t)  # hat m_t, then times lr (g is done)

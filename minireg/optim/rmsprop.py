@@ -12,6 +12,7 @@ from minireg._blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    ema_of_squares_,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -55,15 +56,12 @@ def rmsprop(
     only when ``momentum > 0``.
 
     The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
+    intermediate in one of two ``scratch`` arrays shaped like ``param`` (made here when not
     given; :func:`minireg._blocking.apply_blocked` passes reused ones).
     """
     t, u = scratch if scratch is not None else scratch_like(param, 2)
     g = regularized_gradient(grad, param, weight_decay, maximize, t)
-    weighted_square = np.multiply(g, 1 - alpha, out=u)  # v_t = alpha v_{t-1} + ((1 - alpha) g) g
-    weighted_square *= g
-    square_avg *= alpha
-    square_avg += weighted_square
+    ema_of_squares_(square_avg, g, alpha, u)  # v_t = alpha v_{t-1} + (1 - alpha) g_t^2
     if centered:
         assert grad_avg is not None
         _lerp_(grad_avg, g, 1 - alpha, u)
