@@ -58,7 +58,9 @@ threads start to win.  The thread count is :func:`get_num_threads`
 (``minireg.set_num_threads``, as ``torch.set_num_threads``), by default the CPUs this
 process may use.
 
-Who uses it: the optimizers.  Dropout and the normalisation layers were measured with
+Who uses it: the optimizers, and ``clip_grad_norm_`` for its scaling pass (one pass, so
+only the threads help there) and, through :func:`run_in_threads`, for the norms of a
+flat gradient buffer.  Dropout and the normalisation layers were measured with
 their elementwise passes blocked the same way and gained nothing (single-threaded), so
 they run on whole arrays: dropout makes two passes into a fresh output (blocked 14.3 ms
 against 12.5 ms whole, 1e7 float32), and the normalisations' in-place chains blocked per

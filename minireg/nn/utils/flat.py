@@ -8,8 +8,9 @@ each, then makes every ``Parameter.data`` and ``Parameter.grad`` a *view* of its
 Nothing about the parameters changes for the rest of the code -- same shapes, same
 values, updated in place -- but an optimizer that sees the whole group lie end to end
 steps it with a single kernel call on the flat arrays (``Optimizer.step``'s fast path),
-and ``clip_grad_norm_`` scales all the gradients with one multiplication.  Results are
-bit for bit those of the per-parameter path: the kernels are elementwise.
+and ``clip_grad_norm_`` takes the gradients' norms over the buffer and scales them all
+with one multiplication.  Results are bit for bit those of the per-parameter path: the
+kernels are elementwise, and the norms use the same dot product per gradient.
 
 The layout survives ``zero_grad(set_to_none=True)``: a gradient written later by a layer's
 backward (:func:`minireg.parameter.accumulate_grad`) goes back into its slot of the
