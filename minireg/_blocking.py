@@ -129,8 +129,14 @@ def _workers() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="minireg")
+            _pool = ThreadPoolExecutor(
+                _num_threads - 1, thread_name_prefix="minireg", initializer=_mark_pool_thread
+            )
         return _pool
+
+
+def _mark_pool_thread() -> None:
+    _local.in_pool = True
 
 
 def _forget_pool_after_fork() -> None:  # a forked child has none of its parent's threads
@@ -223,8 +229,14 @@ def run_in_threads(work: Callable[[Any], None], parts: Sequence[Any]) -> None:
 
     Returns when all have finished (also when one raised: they write into shared
     arrays), then re-raises the first error.  Each runs in a copy of the caller's
-    context, so ``np.errstate`` settings carry over.
+    context, so ``np.errstate`` settings carry over.  Called from a pool thread (work
+    that itself shares out work), it runs every part there: waiting for the pool from
+    inside the pool could wait forever.
     """
+    if getattr(_local, "in_pool", False):
+        for part in parts:
+            work(part)
+        return
     pool = _workers()
     futures: list[Future[None]] = [
         pool.submit(contextvars.copy_context().run, work, part) for part in parts[1:]

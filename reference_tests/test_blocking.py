@@ -311,6 +311,28 @@ def test_numpy_error_settings_reach_the_threads():
             blocking.apply_blocked(kernel, a)
 
 
+def test_work_shared_out_from_a_pool_thread_runs_there():
+    """A part that itself shares out work would wait for the pool from inside the pool (a
+    deadlock with one pool thread); it runs its parts in place instead."""
+    seen: list[tuple[int, int]] = []
+
+    def inner(k: int) -> None:
+        seen.append((k, threading.get_ident()))
+
+    def outer(k: int) -> None:
+        blocking.run_in_threads(inner, [10 * k, 10 * k + 1])
+
+    with block_bytes(4 * 10, threads=2):
+        done = threading.Event()
+        runner = threading.Thread(
+            target=lambda: (blocking.run_in_threads(outer, [0, 1]), done.set()), daemon=True
+        )
+        runner.start()
+        runner.join(timeout=30)
+    assert done.is_set(), "nested run_in_threads did not finish"
+    assert sorted(k for k, _ in seen) == [0, 1, 10, 11]
+
+
 def _add_one(a: np.ndarray) -> None:
     a += 1
 
