@@ -229,11 +229,11 @@ def run_in_threads(work: Callable[[Any], None], parts: Sequence[Any]) -> None:
 
     Returns when all have finished (also when one raised: they write into shared
     arrays), then re-raises the first error.  Each runs in a copy of the caller's
-    context, so ``np.errstate`` settings carry over.  Called from a pool thread (work
-    that itself shares out work), it runs every part there: waiting for the pool from
-    inside the pool could wait forever.
+    context, so ``np.errstate`` settings carry over.  With one thread, or called from a
+    pool thread (work that itself shares out work), it runs every part right here:
+    waiting for the pool from inside the pool could wait forever.
     """
-    if getattr(_local, "in_pool", False):
+    if _num_threads == 1 or len(parts) == 1 or getattr(_local, "in_pool", False):
         for part in parts:
             work(part)
         return

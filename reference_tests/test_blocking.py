@@ -333,6 +333,13 @@ def test_work_shared_out_from_a_pool_thread_runs_there():
     assert sorted(k for k, _ in seen) == [0, 1, 10, 11]
 
 
+def test_run_in_threads_with_one_thread_runs_every_part_here():
+    seen: list[int] = []
+    with block_bytes(4 * 10, threads=1):
+        blocking.run_in_threads(lambda k: seen.append(threading.get_ident()), [0, 1, 2])
+    assert seen == [threading.get_ident()] * 3
+
+
 def _add_one(a: np.ndarray) -> None:
     a += 1
 
