@@ -52,7 +52,7 @@ def sum_of_squares(x: np.ndarray) -> float:
     range gives ``inf``.
     """
     flat = x if x.ndim == 1 else x.reshape(-1)  # np.dot of 2-d arrays would be a matmul
-    block = _blocking.BLOCK_BYTES // flat.itemsize
+    block = max(1, _blocking.BLOCK_BYTES // flat.itemsize)
     if flat.size <= block:  # one block: no loop (the common case of many small gradients)
         return float(flat.dot(flat))
     total = 0.0
@@ -71,7 +71,7 @@ def sums_of_squares_in_buffer(buffer: np.ndarray, sizes: list[int]) -> np.ndarra
     shared among the threads when large (``minireg.set_num_threads``).
     """
     sums = np.empty(len(sizes))
-    block = _blocking.BLOCK_BYTES // buffer.itemsize
+    block = max(1, _blocking.BLOCK_BYTES // buffer.itemsize)
     first = start = 0
     while first < len(sizes):
         size = sizes[first]
