@@ -338,6 +338,7 @@ def test_whole_grad_buffer_only_for_exactly_all_of_one_buffer():
     assert whole_grad_buffer(params[::-1]) is grad  # order does not matter for a scaling
     assert whole_grad_buffer(params[:2]) is None  # a subset: the rest must stay untouched
     assert whole_grad_buffer([params[0], params[0], params[1], params[2]]) is None
+    assert whole_grad_buffer([params[1]] * 3) is None  # 3 x 4 elements, but not all of it
     params[1].grad = params[1].grad.copy()  # moved out of the buffer
     assert whole_grad_buffer(params) is None
 

@@ -22,7 +22,8 @@ use their per-parameter path.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from itertools import accumulate
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,31 +85,41 @@ def flatten_parameters(parameters: Parameter | Iterable[Parameter]) -> FlatParam
     return FlatParameters(data, grad)
 
 
+def _grad_slots(parameters: list[Parameter]) -> tuple[np.ndarray, list[Any], list[int]] | None:
+    """``(buffer, offsets, sizes)`` when every gradient sits in its slot of one 1-D buffer.
+
+    That is: each ``param.grad`` is the very slot :func:`flatten_parameters` made for it,
+    and all slots are views of the same buffer.  ``None`` otherwise.  Cheap (identity
+    checks only), unlike comparing addresses, so ``clip_grad_norm_`` can ask on every call.
+    """
+    if not parameters:
+        return None
+    owner = getattr(parameters[0].grad, "base", None)
+    if not isinstance(owner, np.ndarray) or owner.ndim != 1:
+        return None
+    offsets, sizes = [], []
+    for p in parameters:
+        grad = p.grad
+        if grad is None or grad is not getattr(p, "_grad_slot", None) or grad.base is not owner:
+            return None
+        offsets.append(getattr(p, "_grad_offset", None))
+        sizes.append(grad.size)
+    return owner, offsets, sizes
+
+
 def whole_grad_buffer(parameters: list[Parameter]) -> np.ndarray | None:
     """The grad buffer of one :func:`flatten_parameters` call, if ``parameters`` are all of it.
 
     That is: distinct parameters, each gradient in its slot of the same buffer, and as
     many elements as the buffer holds -- so the slots (disjoint, by construction) cover it
     and an operation that treats every element alike can run on the buffer instead of on
-    each gradient.  ``None`` otherwise.  Cheap (identity checks only), unlike comparing
-    addresses, so ``clip_grad_norm_`` can ask on every call.
+    each gradient.  ``None`` otherwise.
     """
-    if not parameters or len({id(p) for p in parameters}) != len(parameters):
+    slots = _grad_slots(parameters)
+    if slots is None or len({id(p) for p in parameters}) != len(parameters):
         return None
-    owner = None
-    total = 0
-    for p in parameters:
-        grad = p.grad
-        if grad is None or grad is not getattr(p, "_grad_slot", None):
-            return None
-        if owner is None:
-            owner = grad.base
-        elif grad.base is not owner:
-            return None
-        total += grad.size
-    if not isinstance(owner, np.ndarray) or owner.ndim != 1 or owner.size != total:
-        return None
-    return owner
+    owner, _, sizes = slots
+    return owner if sum(sizes) == owner.size else None
 
 
 def grad_buffer_in_order(parameters: list[Parameter]) -> tuple[np.ndarray, list[int]] | None:
@@ -117,25 +128,13 @@ def grad_buffer_in_order(parameters: list[Parameter]) -> tuple[np.ndarray, list[
     Like :func:`whole_grad_buffer`, but the parameters must also come in the buffer's own
     order, each slot starting where the previous one ends, so that a per-gradient result
     computed over the buffer lines up with ``parameters``.  ``sizes`` are the gradients'
-    element counts.  Identity and offset checks only, no addresses.
+    element counts.
     """
-    if not parameters:
+    slots = _grad_slots(parameters)
+    if slots is None:
         return None
-    owner = getattr(parameters[0].grad, "base", None)
-    sizes = []
-    offset = 0
-    for p in parameters:
-        grad = p.grad
-        if (
-            grad is None
-            or grad is not getattr(p, "_grad_slot", None)
-            or grad.base is not owner
-            or getattr(p, "_grad_offset", None) != offset
-        ):
-            return None
-        size = grad.size
-        sizes.append(size)
-        offset += size
-    if not isinstance(owner, np.ndarray) or owner.ndim != 1 or owner.size != offset:
+    owner, offsets, sizes = slots
+    starts = list(accumulate(sizes, initial=0))
+    if offsets != starts[:-1] or starts[-1] != owner.size:
         return None
     return owner, sizes
