@@ -235,12 +235,7 @@ class Optimizer:
             loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p.grad
-                if grad is not None and (
-                    type(grad) is not np.ndarray  # the common case checked inline: it runs
-                    or grad.shape != p.data.shape  # once per parameter and step
-                    or grad.dtype != p.data.dtype
-                ):
+                if p.grad is not None:
                     _check_grad(p)
         for group in self.param_groups:
             if self._step_flat(group):
