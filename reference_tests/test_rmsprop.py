@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 import minireg
 from reference_tests.conftest import assert_close, dtypes, shapes, tolerance
 from reference_tests.optim_harness import (
+    assert_bitwise_without_fma,
     assert_construction_error_like_torch,
     assert_constructs_like_torch,
     check_state_dict_round_trip,
@@ -157,4 +158,19 @@ def test_rmsprop_state_dict_round_trip_continues_bit_identically(dtype):
         dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=1e-3),
         dtype, steps_before=4, steps_after=4,
         state_keys=("step", "square_avg", "momentum_buffer", "grad_avg"),
+    )
+
+
+def test_rmsprop_operation_order_is_torchs_bit_for_bit(device):
+    # Without FMA and with torch's sqrt (see optim_harness.bitwise_trajectory_mismatches),
+    # minireg and torch must agree exactly.  alpha = 0.1 puts the centered average's lerp
+    # weight 1 - alpha on its second branch, end - (end - start) * (1 - w), with 1 - w
+    # taken in float32 as torch does.
+    assert_bitwise_without_fma(
+        [
+            ("RMSprop", dict(lr=0.01)),
+            ("RMSprop", dict(lr=0.01, alpha=0.1, centered=True, momentum=0.9, weight_decay=0.1)),
+            ("RMSprop", dict(lr=0.01, alpha=0.7, centered=True, maximize=True, eps=1e-3)),
+        ],
+        device,
     )

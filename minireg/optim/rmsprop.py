@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from minireg._blocking import apply_blocked, scratch_like
+from minireg.optim.adam import lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -64,7 +65,7 @@ def rmsprop(
     ema_of_squares_(square_avg, g, alpha, u)  # v_t = alpha v_{t-1} + (1 - alpha) g_t^2
     if centered:
         assert grad_avg is not None
-        _lerp_(grad_avg, g, 1 - alpha, u)
+        lerp_(grad_avg, g, 1 - alpha, u)  # gbar_t
         avg = np.multiply(grad_avg, grad_avg, out=u)  # sqrt(v_t - gbar_t^2)
         np.subtract(square_avg, avg, out=avg)
         np.sqrt(avg, out=avg)
@@ -80,22 +81,6 @@ def rmsprop(
         update = np.multiply(g, -lr, out=t)  # torch's addcdiv order: (value * g) / avg
         update /= avg
         param += update
-
-
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
-    """``start += weight * (end - start)`` in place, in torch's two-branch ``lerp`` form.
-
-    torch anchors the interpolation at the nearer end, so that weight 1 gives ``end``
-    exactly: ``start + w*(end - start)`` for ``|w| < 0.5``, else ``end + (w-1)*(end - start)``.
-    ``tmp``, shaped like ``start``, holds ``end - start``.
-    """
-    diff = np.subtract(end, start, out=tmp)
-    if abs(weight) < 0.5:
-        diff *= weight
-        start += diff
-    else:
-        diff *= weight - 1
-        np.add(end, diff, out=start)
 
 
 class RMSprop(Optimizer):
