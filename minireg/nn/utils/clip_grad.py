@@ -243,7 +243,10 @@ def _scale_grads(grads: list[np.ndarray], max_norm: float, total_norm: np.ndarra
         for grad in grads:
             if grad.dtype not in scales:
                 scales[grad.dtype] = coefficient.astype(grad.dtype)[()]
-            apply_blocked(scale_, grad, coefficient=scales[grad.dtype])  # threads if large
+            if grad.nbytes < _blocking.THREADED_MIN_BYTES:  # where apply_blocked would not
+                scale_(grad, coefficient=scales[grad.dtype])  # thread: spare its ~1 us a call
+            else:
+                apply_blocked(scale_, grad, coefficient=scales[grad.dtype])
 
 
 def clip_grad_norm_(
