@@ -5,7 +5,7 @@ Importing minireg needs NumPy alone.
 """
 
 from minireg import nn, optim, regularization, training
-from minireg._blocking import get_num_threads, set_num_threads
+from minireg._engine.blocking import get_num_threads, set_num_threads
 from minireg.parameter import Parameter
 from minireg.random import default_generator, manual_seed
 

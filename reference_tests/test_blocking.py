@@ -1,4 +1,4 @@
-"""Blocked optimizer steps (``minireg._blocking.apply_blocked``) are bit-identical to whole-array ones.
+"""Blocked optimizer steps (``minireg._engine.blocking.apply_blocked``) are bit-identical to whole-array ones.
 
 Every optimizer's ``_update`` runs its kernel through :func:`apply_blocked`, which calls it
 on consecutive flat slices of the parameter, gradient and state arrays.  Here each
@@ -29,7 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minireg
-import minireg._blocking as blocking
+import minireg._engine.blocking as blocking
 from reference_tests.conftest import dtypes, random_array
 from reference_tests.test_adadelta import adadelta_kwargs
 from reference_tests.test_adagrad import adagrad_kwargs

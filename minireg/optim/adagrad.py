@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked, scratch_like
+from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -48,7 +48,7 @@ def adagrad(
 
     The lines below compute these equations in torch's order, in place, with each
     intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
+    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
     t, u = scratch if scratch is not None else scratch_like(param, 2)
     g = regularized_gradient(grad, param, weight_decay, maximize, t)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked, scratch_like
+from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
@@ -99,7 +99,7 @@ def adam(
 
     The lines below compute these equations in torch's order, in place: each
     intermediate goes into one of two ``scratch`` arrays shaped like ``param`` (made here
-    when not given; :func:`minireg._blocking.apply_blocked` passes reused ones).
+    when not given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
     t, u = scratch if scratch is not None else scratch_like(param, 2)
     if weight_decay != 0 and decoupled_weight_decay:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import apply_blocked, scratch_like
+from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import (
     Optimizer,
@@ -71,7 +71,7 @@ def nadam(
 
     The lines below compute these equations in torch's order, in place, with each
     intermediate in one of three ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._blocking.apply_blocked` passes reused ones).
+    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
     t, u, w = scratch if scratch is not None else scratch_like(param, 3)
     bias_correction2 = 1 - beta2**step

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg._blocking import contiguous_span
+from minireg._engine.blocking import contiguous_span
 from minireg.parameter import Parameter
 
 # torch keys that only steer torch's execution machinery; minireg drops them on load.

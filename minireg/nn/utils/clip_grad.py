@@ -17,8 +17,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from minireg import _blocking
-from minireg._blocking import apply_blocked
+from minireg._engine import blocking as _blocking
+from minireg._engine.blocking import apply_blocked
 from minireg.nn.utils.flat import grad_buffer_in_order, whole_grad_buffer
 from minireg.parameter import Parameter
 
