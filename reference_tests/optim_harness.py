@@ -6,6 +6,7 @@ and resumes in both directions, group and state layouts, and (for the Adam famil
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import os
@@ -394,33 +395,35 @@ def bitwise_trajectory_mismatches(
     np.sqrt = torch_sqrt  # type: ignore[assignment]
     mismatches = []
     try:
-        for index, (name, kwargs) in enumerate(cases):
-            for dtype in (np.float32, np.float64):
-                rng = np.random.default_rng(index)
-                shape_list = [(7, 5), (3,), ()]
-                ours_params, theirs_params = twin_parameters(
-                    [draw(rng, s, dtype) for s in shape_list], "cpu"
+        for (index, (name, kwargs)), foreach, dtype in itertools.product(
+            enumerate(cases), (None, False), (np.float32, np.float64)
+        ):  # foreach=False: minireg's textbook kernels; None: its engine
+            rng = np.random.default_rng(index)
+            shape_list = [(7, 5), (3,), ()]
+            ours_params, theirs_params = twin_parameters(
+                [draw(rng, s, dtype) for s in shape_list], "cpu"
+            )
+            ours = getattr(minireg.optim, name)(ours_params, foreach=foreach, **kwargs)
+            theirs = getattr(torch.optim, name)(theirs_params, **kwargs)
+            for step in range(steps):
+                if step % 7 == 6:
+                    for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
+                        g_ours["lr"] = g_theirs["lr"] = g_ours["lr"] * 0.5
+                set_grads(
+                    ours_params, theirs_params, [draw(rng, s, dtype) for s in shape_list], "cpu"
                 )
-                ours = getattr(minireg.optim, name)(ours_params, **kwargs)
-                theirs = getattr(torch.optim, name)(theirs_params, **kwargs)
-                for step in range(steps):
-                    if step % 7 == 6:
-                        for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
-                            g_ours["lr"] = g_theirs["lr"] = g_ours["lr"] * 0.5
-                    set_grads(
-                        ours_params, theirs_params, [draw(rng, s, dtype) for s in shape_list], "cpu"
-                    )
-                    ours.step()
-                    theirs.step()
-                    for i, (p, q) in enumerate(zip(ours_params, theirs_params)):
-                        pairs = [("param", p.data, q)] + [
-                            (k, ours.state[p][k], v) for k, v in theirs.state[q].items()
-                        ]
-                        for what, mine, torchs in pairs:
-                            if not np.array_equal(mine, to_numpy(torchs)):
-                                mismatches.append(
-                                    f"{name} {kwargs} {dtype.__name__} step {step} param {i} {what}"
-                                )
+                ours.step()
+                theirs.step()
+                for i, (p, q) in enumerate(zip(ours_params, theirs_params)):
+                    pairs = [("param", p.data, q)] + [
+                        (k, ours.state[p][k], v) for k, v in theirs.state[q].items()
+                    ]
+                    for what, mine, torchs in pairs:
+                        if not np.array_equal(mine, to_numpy(torchs)):
+                            mismatches.append(
+                                f"{name} {kwargs} foreach={foreach} {dtype.__name__} "
+                                f"step {step} param {i} {what}"
+                            )
     finally:
         np.sqrt = real_sqrt
     return mismatches

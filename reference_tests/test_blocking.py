@@ -1,7 +1,8 @@
 """Blocked optimizer steps (``minireg._engine.blocking.apply_blocked``) are bit-identical to whole-array ones.
 
-Every optimizer's ``_update`` runs its kernel through :func:`apply_blocked`, which calls it
-on consecutive flat slices of the parameter, gradient and state arrays.  Here each
+The engine steps every optimizer with its kernel's in-place twin through
+:func:`apply_blocked`, which calls it on consecutive flat slices of the parameter,
+gradient and state arrays.  Here each
 optimizer takes 10 steps twice from the same start, once with tiny blocks (so every size
 below straddles block boundaries: one element short of a block, exactly one block, one
 element over, three blocks and a partial one) and once with blocking off, and every
@@ -30,6 +31,8 @@ from hypothesis import strategies as st
 
 import minireg
 import minireg._engine.blocking as blocking
+import minireg._engine.optim as engine
+import minireg._engine.optim_twins as optim_twins
 from reference_tests.conftest import dtypes, random_array
 from reference_tests.test_adadelta import adadelta_kwargs
 from reference_tests.test_adagrad import adagrad_kwargs
@@ -87,9 +90,8 @@ class Calls:
 
 @contextlib.contextmanager
 def kernel_calls(module_name: str, kernel_name: str) -> Iterator[Calls]:
-    """Record the element count and thread of every call of the optimizer's kernel."""
-    module = importlib.import_module(module_name)
-    original = getattr(module, kernel_name)
+    """Record the element count and thread of every call of the kernel's engine twin."""
+    original, scratch = optim_twins.TWINS[kernel_name]
     calls = Calls()
     lock = threading.Lock()
 
@@ -99,11 +101,13 @@ def kernel_calls(module_name: str, kernel_name: str) -> Iterator[Calls]:
             calls.threads.add(threading.get_ident())
         return original(param, *args, **kwargs)
 
-    setattr(module, kernel_name, spy)
+    optim_twins.TWINS[kernel_name] = (spy, scratch)
+    engine.blocked_twin.cache_clear()
     try:
         yield calls
     finally:
-        setattr(module, kernel_name, original)
+        optim_twins.TWINS[kernel_name] = (original, scratch)
+        engine.blocked_twin.cache_clear()
 
 
 def make_param(values: np.ndarray, layout: str) -> minireg.Parameter:

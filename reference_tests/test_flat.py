@@ -1,11 +1,12 @@
 """Flat parameter buffers: the one-call optimizer path is bit-identical to the per-parameter one.
 
 :func:`minireg.nn.utils.flatten_parameters` puts a list of Parameters end to end in one
-data and one grad buffer; ``Optimizer.step`` then runs its kernel once over the whole
-group (``Optimizer._step_flat``).  Each test runs the same steps twice from the same
-start -- plain separate arrays, and flattened -- and every parameter and state entry
-must agree bit for bit (dtype, shape and bytes, ``-0.0`` included).  A spy on
-``_update`` checks that the flat run really took one call per group and step.  Layouts
+data and one grad buffer; the engine's ``Optimizer.step`` then runs its kernel once
+over the whole group (``minireg._engine.optim``).  Each test runs the same steps twice
+from the same start -- plain separate arrays (for the main test: the textbook kernels,
+``foreach=False``), and flattened -- and every parameter and state entry must agree bit
+for bit (dtype, shape and bytes, ``-0.0`` included).  A spy on ``_step_param`` checks
+that the flat run really took one call per group and step.  Layouts
 that must *not* take the fast path (a missing gradient, a parameter moved out of the
 buffer) must fall back and still agree.  No torch here: the per-optimizer modules
 compare the per-parameter path with torch.
@@ -26,6 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minireg
+import minireg._engine.optim as engine
 from minireg.nn.utils import clip_grad_norm_, flatten_parameters
 from minireg.nn.utils.clip_grad import sum_of_squares, sums_of_squares_in_buffer
 from minireg.nn.utils.flat import grad_buffer_in_order, whole_grad_buffer
@@ -42,19 +44,19 @@ param_shapes = st.lists(
 
 @contextlib.contextmanager
 def update_calls(optimizer: minireg.optim.Optimizer) -> Iterator[list[int]]:
-    """Record the element count of every ``_update`` call of ``optimizer``."""
-    original = optimizer._update
+    """Record the element count of every kernel call (``_step_param``) of ``optimizer``."""
+    original = optimizer._step_param
     sizes: list[int] = []
 
-    def spy(param: minireg.Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
+    def spy(param: minireg.Parameter, *args: Any) -> None:
         sizes.append(param.size)
-        original(param, state, group)
+        original(param, *args)
 
-    optimizer._update = spy  # type: ignore[method-assign]
+    optimizer._step_param = spy  # type: ignore[method-assign]
     try:
         yield sizes
     finally:
-        del optimizer._update
+        del optimizer._step_param
 
 
 def grads_for(
@@ -73,13 +75,15 @@ def run(
     seed: int,
     flat: bool,
     missing: set[int] = frozenset(),  # type: ignore[assignment]
+    foreach: bool | None = None,
 ) -> tuple[list[minireg.Parameter], minireg.optim.Optimizer, list[int]]:
-    """``STEPS`` steps on one group of parameters; ``missing``: steps where param 0 has no grad."""
+    """``STEPS`` steps on one group of parameters; ``missing``: steps where param 0 has no
+    grad; ``foreach=False``: the textbook kernels, one parameter at a time."""
     rng = np.random.default_rng(seed)
     params = [minireg.Parameter(random_array(rng, s, dtype)) for s in shapes]
     if flat:
         flatten_parameters(params)
-    optimizer = getattr(minireg.optim, name)(params, **kwargs)
+    optimizer = getattr(minireg.optim, name)(params, foreach=foreach, **kwargs)
     with update_calls(optimizer) as calls:
         for step in range(STEPS):
             optimizer.zero_grad()  # set_to_none: a flat grad must come back into its slot
@@ -104,13 +108,15 @@ def assert_same(params, optimizer, expected_params, expected_optimizer) -> None:
 def test_flat_steps_are_bit_identical_and_take_one_call(name, data, dtype, shapes, seed):
     kwargs = data.draw(OPTIMIZERS[name][0], label="kwargs")
     params, optimizer, calls = run(name, kwargs, shapes, dtype, seed, flat=True)
-    expected_params, expected_optimizer, _ = run(name, kwargs, shapes, dtype, seed, flat=False)
+    expected_params, expected_optimizer, _ = run(
+        name, kwargs, shapes, dtype, seed, flat=False, foreach=False
+    )  # the textbook kernels, one parameter at a time
     assert_same(params, optimizer, expected_params, expected_optimizer)
     total = sum(int(np.prod(s)) for s in shapes)
     assert calls == [total] * STEPS, "the flat path was not taken"
     # The state the flat path made is itself flat (views of one buffer per entry) ...
     for key, value in optimizer.state[params[0]].items():
-        if isinstance(value, np.ndarray) and key not in optimizer._scalar_state:
+        if isinstance(value, np.ndarray) and key not in optimizer.scalar_state:
             assert value.base is not None, f"state[{key!r}] is not a view of a flat buffer"
     # ... and each parameter still has its own step counter, not a shared one.
     if "step" in optimizer.state[params[0]]:
@@ -362,9 +368,9 @@ def test_a_layout_found_not_flat_is_not_searched_again(monkeypatch):
     assert calls == [12]  # flat
     optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
     searches = []
-    original = minireg.optim.optimizer.contiguous_span
+    original = engine.contiguous_span
     monkeypatch.setattr(
-        minireg.optim.optimizer,
+        engine,
         "contiguous_span",
         lambda arrays: searches.append(len(arrays)) or original(arrays),
     )

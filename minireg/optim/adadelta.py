@@ -1,4 +1,7 @@
-"""Adadelta: step sizes from running averages of squared gradients and squared updates."""
+"""Adadelta: step sizes from running averages of squared gradients and squared updates.
+
+Off the main reading path: read it after ``adam.py`` and ``rmsprop.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    ema_of_squares_,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import regularized_gradient
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -31,7 +27,6 @@ def adadelta(
     eps: float,
     weight_decay: float,
     maximize: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adadelta step on ``param``, ``square_avg`` and ``acc_delta``, all in place.
 
@@ -47,24 +42,20 @@ def adadelta(
     sits inside both square roots.  Zeiler (2012), "ADADELTA: An Adaptive Learning Rate
     Method", arXiv:1212.5701; the paper has no learning rate, torch's :math:`\gamma`
     (default 1.0) is a plain multiplier on the update.
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of three ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
-    t, u, w = scratch if scratch is not None else scratch_like(param, 3)
-    g = regularized_gradient(grad, param, weight_decay, maximize, t)
-    ema_of_squares_(square_avg, g, rho, u)  # v_t = rho v_{t-1} + (1 - rho) g_t^2
-    std = np.sqrt(np.add(square_avg, eps, out=u), out=u)
-    delta = np.sqrt(np.add(acc_delta, eps, out=w), out=w)  # acc_delta is still u_{t-1} here
-    delta /= std
-    delta *= g
-    ema_of_squares_(acc_delta, delta, rho, u)  # u_t = rho u_{t-1} + (1 - rho) Delta_t^2
-    param -= np.multiply(delta, lr, out=u)
+    g = regularized_gradient(grad, param, weight_decay, maximize)
+    square_avg[...] = rho * square_avg + (1 - rho) * g * g  # v_t
+    std = np.sqrt(square_avg + eps)
+    delta = np.sqrt(acc_delta + eps) / std * g  # Delta_t, from u_{t-1}
+    acc_delta[...] = rho * acc_delta + (1 - rho) * delta * delta  # u_t
+    param -= lr * delta
 
 
 class Adadelta(Optimizer):
     """``torch.optim.Adadelta``: bookkeeping around :func:`adadelta`."""
+
+    kernel = staticmethod(adadelta)
+    state_arrays = ("square_avg", "acc_delta")
 
     def __init__(
         self,
@@ -73,6 +64,7 @@ class Adadelta(Optimizer):
         rho: float = 0.9,
         eps: float = 1e-6,
         weight_decay: float = 0,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
     ) -> None:
@@ -86,7 +78,7 @@ class Adadelta(Optimizer):
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -95,19 +87,8 @@ class Adadelta(Optimizer):
             "acc_delta": np.zeros_like(param.data),
         }
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
         increment(state["step"])  # counted as torch does; Adadelta's update does not use it
-        apply_blocked(
-            adadelta,
-            param.data,
-            param.grad,
-            state["square_avg"],
-            state["acc_delta"],
-            scratch=3,
-            lr=float(group["lr"]),
-            rho=float(group["rho"]),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            maximize=group["maximize"],
-        )
+        return {}

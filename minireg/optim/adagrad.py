@@ -1,4 +1,8 @@
-"""Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
+"""Adagrad: per-coordinate learning rates from the running sum of squared gradients.
+
+Off the main reading path: read it after ``adam.py``, whose second moment is Adagrad's
+sum turned into a running average.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import regularized_gradient
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -30,7 +28,6 @@ def adagrad(
     weight_decay: float,
     eps: float,
     maximize: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adagrad step on ``param`` and ``state_sum``, both in place.
 
@@ -45,20 +42,12 @@ def adagrad(
     (already counted, so the first step has :math:`t = 1`).  :math:`\epsilon` sits outside
     the square root.  Duchi, Hazan & Singer (2011), "Adaptive Subgradient Methods for
     Online Learning and Stochastic Optimization", JMLR 12.
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
-    t, u = scratch if scratch is not None else scratch_like(param, 2)
-    g = regularized_gradient(grad, param, weight_decay, maximize, t)
-    clr = lr / (1 + (step - 1) * lr_decay)  # Python float, rounded to the dtype where it meets g
-    state_sum += np.multiply(g, g, out=u)  # s_t = s_{t-1} + g_t^2
-    std = np.sqrt(state_sum, out=u)
-    std += eps
-    update = np.multiply(g, -clr, out=t)  # torch's addcdiv order: (value * g) / std
-    update /= std
-    param += update
+    g = regularized_gradient(grad, param, weight_decay, maximize)
+    clr = lr / (1 + (step - 1) * lr_decay)  # a Python float, rounded to the dtype where it meets g
+    state_sum += g * g
+    std = np.sqrt(state_sum) + eps
+    param += -clr * g / std  # torch's addcdiv order: (-clr * g) / std
 
 
 class Adagrad(Optimizer):
@@ -68,6 +57,9 @@ class Adagrad(Optimizer):
     ``initial_accumulator_value``) at construction, not at its first step.
     """
 
+    kernel = staticmethod(adagrad)
+    state_arrays = ("sum",)
+
     def __init__(
         self,
         params: ParamsT,
@@ -76,6 +68,7 @@ class Adagrad(Optimizer):
         weight_decay: float = 0,
         initial_accumulator_value: float = 0,
         eps: float = 1e-10,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
     ) -> None:
@@ -100,7 +93,7 @@ class Adagrad(Optimizer):
             initial_accumulator_value=initial_accumulator_value,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
         for group in self.param_groups:  # torch makes the state up front
             self._init_group_state(group)
 
@@ -110,19 +103,7 @@ class Adagrad(Optimizer):
         initial = float(self.defaults["initial_accumulator_value"])
         return {"step": new_step_counter(), "sum": np.full_like(param.data, initial)}
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
-        t = increment(state["step"])
-        apply_blocked(
-            adagrad,
-            param.data,
-            param.grad,
-            state["sum"],
-            scratch=2,
-            step=t,
-            lr=float(group["lr"]),
-            lr_decay=float(group["lr_decay"]),
-            weight_decay=float(group["weight_decay"]),
-            eps=float(group["eps"]),
-            maximize=group["maximize"],
-        )
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {"step": increment(state["step"])}

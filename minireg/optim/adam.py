@@ -1,4 +1,9 @@
-"""Adam, with AMSGrad, L2 or decoupled weight decay, and maximize."""
+"""Adam, with AMSGrad, L2 or decoupled weight decay, and maximize.
+
+Read this third, after ``sgd.py`` and ``optimizer.py``; then ``adamw.py``, ``nadam.py``
+and ``radam.py``, each a few differences from Adam.  Next after those:
+``lr_scheduler.py`` (``LRScheduler``, ``StepLR``, ``CosineAnnealingLR``).
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    ema_of_squares_,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import lerp, regularized_gradient
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
-
-
-def lerp_(start: np.ndarray, end: np.ndarray, weight: float, tmp: np.ndarray) -> None:
-    r"""``start <- start + weight * (end - start)`` in place, the way ``torch.lerp_`` rounds.
-
-    torch rounds ``weight`` to the array's dtype and, for ``|weight| >= 0.5``, computes the
-    same value from the other end, ``end - (end - start) * (1 - weight)``.  Used for the
-    first moment, :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t`, written as
-    ``m.lerp_(g, 1 - beta1)``, which rounds differently from ``beta1*m + (1-beta1)*g``.
-    ``tmp``, shaped like ``start``, holds ``end - start``.
-    """
-    weight = start.dtype.type(weight)
-    diff = np.subtract(end, start, out=tmp)
-    if abs(weight) < 0.5:
-        diff *= weight
-        start += diff
-    else:
-        diff *= 1 - weight
-        np.subtract(end, diff, out=start)
 
 
 def check_adam_hyperparameters(lr: float, betas: Any, eps: float, weight_decay: float) -> None:
@@ -61,7 +40,7 @@ def adam(
     grad: np.ndarray,
     exp_avg: np.ndarray,
     exp_avg_sq: np.ndarray,
-    max_exp_avg_sq: np.ndarray | None,
+    max_exp_avg_sq: np.ndarray,
     *,
     step: float,
     lr: float,
@@ -72,7 +51,6 @@ def adam(
     amsgrad: bool,
     maximize: bool,
     decoupled_weight_decay: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One Adam step on ``param``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``) in place.
 
@@ -96,37 +74,28 @@ def adam(
     Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization"; AMSGrad: Reddi, Kale
     & Kumar (2018), "On the Convergence of Adam and Beyond"; decoupled weight decay:
     Loshchilov & Hutter (2019), "Decoupled Weight Decay Regularization".
-
-    The lines below compute these equations in torch's order, in place: each
-    intermediate goes into one of two ``scratch`` arrays shaped like ``param`` (made here
-    when not given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
-    t, u = scratch if scratch is not None else scratch_like(param, 2)
     if weight_decay != 0 and decoupled_weight_decay:
-        param *= 1 - lr * weight_decay
-    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
-    g = regularized_gradient(grad, param, l2_decay, maximize, u)
-    lerp_(exp_avg, g, 1 - beta1, t)  # m_t
-    ema_of_squares_(exp_avg_sq, g, beta2, t)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        param *= 1 - lr * weight_decay  # AdamW: the decay bypasses m_t and v_t
+    l2_decay = 0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize)
+    exp_avg[...] = lerp(exp_avg, g, 1 - beta1)  # m_t, rounded as torch's lerp_
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * g * g  # v_t
+    if amsgrad:
+        max_exp_avg_sq[...] = np.maximum(max_exp_avg_sq, exp_avg_sq)
+    second_moment = max_exp_avg_sq if amsgrad else exp_avg_sq
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = lr / bias_correction1
-    if amsgrad:
-        assert max_exp_avg_sq is not None
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        second_moment = max_exp_avg_sq
-    else:
-        second_moment = exp_avg_sq
-    denom = np.sqrt(second_moment, out=t)  # sqrt(v_t) / sqrt(1 - beta2^t) + eps
-    denom /= bias_correction2**0.5
-    denom += eps
-    update = np.multiply(exp_avg, -step_size, out=u)  # (-step_size m_t) / denom
-    update /= denom
-    param += update
+    denom = np.sqrt(second_moment) / bias_correction2**0.5 + eps
+    param += -step_size * exp_avg / denom  # torch's addcdiv order: (-step_size * m_t) / denom
 
 
 class Adam(Optimizer):
     """``torch.optim.Adam``: bookkeeping around :func:`adam`."""
+
+    kernel = staticmethod(adam)
+    state_arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(
         self,
@@ -137,6 +106,7 @@ class Adam(Optimizer):
         weight_decay: float = 0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -153,7 +123,7 @@ class Adam(Optimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         state = {
@@ -165,25 +135,8 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(param.data)
         return state
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        max_exp_avg_sq = state["max_exp_avg_sq"] if group["amsgrad"] else None
-        apply_blocked(
-            adam,
-            param.data,
-            param.grad,
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            max_exp_avg_sq,
-            scratch=2,
-            step=increment(state["step"]),
-            lr=float(group["lr"]),
-            beta1=float(beta1),
-            beta2=float(beta2),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            amsgrad=group["amsgrad"],
-            maximize=group["maximize"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
+        return {"step": increment(state["step"]), "beta1": float(beta1), "beta2": float(beta2)}

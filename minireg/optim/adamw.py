@@ -1,4 +1,8 @@
-"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019)."""
+"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+Read after ``adam.py``: AdamW is Adam with ``decoupled_weight_decay=True``.  Next:
+``nadam.py`` and ``radam.py``, then ``lr_scheduler.py``.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -40,6 +45,7 @@ class AdamW(Adam):
             eps,
             weight_decay,
             amsgrad,
+            foreach=foreach,
             maximize=maximize,
             decoupled_weight_decay=True,
         )

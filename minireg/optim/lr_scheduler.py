@@ -22,6 +22,10 @@ Each class's ``get_lr`` is its rule and reads like the formula in its docstring;
 warnings and ``state_dict`` are bookkeeping in :class:`LRScheduler`.  Arithmetic is done
 on Python floats in torch's order, so the lrs equal torch's bit for bit.  An lr held as a
 0-d ndarray (torch's Tensor lr) is copied when read and written in place, like torch does.
+
+Reading path: fourth, after the optimizers.  Read :class:`LRScheduler` (the base), then
+:class:`StepLR` and :class:`CosineAnnealingLR`; the rest can wait.  Next:
+``minireg/nn/modules/module.py`` (``Module``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""NAdam: Adam with Nesterov momentum and a momentum schedule (Dozat, 2016)."""
+r"""NAdam: Adam with Nesterov momentum and a momentum schedule (Dozat, 2016).
+
+Read after ``adam.py``: the kernel differs from Adam in its momentum schedule
+:math:`\mu_t` and in a Nesterov-style update that mixes :math:`g_t` and :math:`m_t`.
+Next: ``radam.py``, then ``lr_scheduler.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.adam import check_adam_hyperparameters, lerp_
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    ema_of_squares_,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import lerp, regularized_gradient
+from minireg.optim.adam import check_adam_hyperparameters
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -42,7 +40,6 @@ def nadam(
     momentum_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One NAdam step on ``param``, ``exp_avg`` and ``exp_avg_sq`` in place.
 
@@ -68,35 +65,28 @@ def nadam(
 
     Dozat (2016), "Incorporating Nesterov Momentum into Adam"; the momentum schedule
     :math:`\mu_t` follows torch; decoupled decay: Loshchilov & Hutter (2019).
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of three ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
-    t, u, w = scratch if scratch is not None else scratch_like(param, 3)
-    bias_correction2 = 1 - beta2**step
     if weight_decay != 0 and decoupled_weight_decay:
         param *= 1 - lr * weight_decay
-    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
-    g = regularized_gradient(grad, param, l2_decay, maximize, t)
+    l2_decay = 0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize)
     mu = nadam_momentum(step, beta1, momentum_decay)
     mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
-    mu_product_next = mu_product * mu_next  # Python float, not rounded to float32
-    lerp_(exp_avg, g, 1 - beta1, u)  # m_t
-    ema_of_squares_(exp_avg_sq, g, beta2, u)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-    denom = np.divide(exp_avg_sq, bias_correction2, out=w)  # torch's for-loop divides inside sqrt
-    np.sqrt(denom, out=denom)
-    denom += eps
-    update = np.multiply(g, -lr * (1.0 - mu) / (1.0 - mu_product), out=u)  # (c g) / d_t
-    update /= denom
-    param += update
-    update = np.multiply(exp_avg, (-lr * mu_next) / (1.0 - mu_product_next), out=u)  # (c m_t) / d_t
-    update /= denom
-    param += update
+    mu_product_next = mu_product * mu_next  # a Python float, not rounded to float32
+    exp_avg[...] = lerp(exp_avg, g, 1 - beta1)  # m_t, rounded as torch's lerp_
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * g * g  # v_t
+    bias_correction2 = 1 - beta2**step
+    denom = np.sqrt(exp_avg_sq / bias_correction2) + eps  # d_t (torch's for-loop form)
+    param += -lr * (1 - mu) / (1 - mu_product) * g / denom
+    param += -lr * mu_next / (1 - mu_product_next) * exp_avg / denom
 
 
 class NAdam(Optimizer):
     """``torch.optim.NAdam``: bookkeeping around :func:`nadam`."""
+
+    kernel = staticmethod(nadam)
+    state_arrays = ("exp_avg", "exp_avg_sq")
+    scalar_state = ("step", "mu_product")  # one number per parameter (see Optimizer)
 
     def __init__(
         self,
@@ -108,6 +98,7 @@ class NAdam(Optimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
@@ -122,9 +113,7 @@ class NAdam(Optimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
-
-    _scalar_state = ("step", "mu_product")  # one number per parameter (see Optimizer)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -134,28 +123,13 @@ class NAdam(Optimizer):
             "exp_avg_sq": np.zeros_like(param.data),
         }
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
-        beta1, beta2 = group["betas"]
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
+        beta1, beta2 = map(float, group["betas"])
         step = increment(state["step"])
         # Pi_t = Pi_{t-1} * mu_t, once per step, in mu_product's dtype: float32 rounds mu
         # and the product, as torch does.
-        state["mu_product"] *= nadam_momentum(step, float(beta1), float(group["momentum_decay"]))
-        apply_blocked(
-            nadam,
-            param.data,
-            param.grad,
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            scratch=3,
-            step=step,
-            mu_product=float(state["mu_product"]),
-            lr=float(group["lr"]),
-            beta1=float(beta1),
-            beta2=float(beta2),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            momentum_decay=float(group["momentum_decay"]),
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-            maximize=group["maximize"],
-        )
+        state["mu_product"] *= nadam_momentum(step, beta1, float(group["momentum_decay"]))
+        mu_product = float(state["mu_product"])
+        return {"step": step, "mu_product": mu_product, "beta1": beta1, "beta2": beta2}

@@ -1,24 +1,25 @@
-"""`Optimizer`: the bookkeeping every optimizer shares (param groups, state, state_dict).
+"""`Optimizer`: what every optimizer shares -- param groups, state, ``step``, state_dict.
 
-The maths lives elsewhere: each optimizer module has a plain kernel function on ndarrays
-(``sgd``, ``adam``, ...) and a small class that feeds it.  This file only organises
-parameters and their state the way ``torch.optim.Optimizer`` does, so that a state_dict
-moves between minireg and torch unchanged.
+Read this second, after ``minireg/optim/sgd.py``.  The maths lives in each optimizer's
+module, as a plain kernel function on ndarrays (``sgd``, ``adam``, ...).  This file
+organises parameters and their state the way ``torch.optim.Optimizer`` does, so that a
+state_dict moves between minireg and torch unchanged, and :meth:`Optimizer.step` calls
+the kernel once per parameter.  Next: ``minireg/optim/adam.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import operator
+import functools
+import inspect
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import contiguous_span
+from minireg._engine import optim as engine
 from minireg.parameter import Parameter
 
 # torch keys that only steer torch's execution machinery; minireg drops them on load.
@@ -43,13 +44,6 @@ def check_nonnegative(value: float, message: str) -> None:
         raise ValueError(message.format(value))
 
 
-def check_betas(betas: tuple[float, float]) -> None:
-    """torch's beta checks: each beta in [0, 1)."""
-    for index, beta in enumerate(betas):
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
-
-
 def new_step_counter() -> np.ndarray:
     """A 0-d float32 step counter, as torch keeps ``state["step"]`` (it saturates at 2**24)."""
     return np.zeros((), dtype=np.float32)
@@ -61,48 +55,35 @@ def increment(counter: np.ndarray) -> float:
     return float(counter)
 
 
-def regularized_gradient(
-    grad: np.ndarray, param: np.ndarray, weight_decay: float, maximize: bool, out: np.ndarray
-) -> np.ndarray:
-    r"""The gradient a kernel follows, :math:`g = \pm\nabla_\theta f + \lambda\theta`.
-
-    ``-grad`` when ``maximize``, plus ``weight_decay * param`` (L2 decay) when that is not
-    0.  Written into ``out`` when there is something to compute; otherwise ``grad`` itself
-    is returned (and must not be written to).  ``\lambda\theta - \nabla`` is computed for
-    ``-\nabla + \lambda\theta``: floating-point ``+`` commutes, and ``x - y`` *is* ``x + (-y)``.
-    """
-    if weight_decay == 0:
-        return np.negative(grad, out=out) if maximize else grad
-    np.multiply(param, weight_decay, out=out)
-    if maximize:
-        out -= grad
-    else:
-        out += grad
-    return out
-
-
-def ema_of_squares_(average: np.ndarray, x: np.ndarray, decay: float, tmp: np.ndarray) -> None:
-    r"""``average <- decay * average + ((1 - decay) * x) * x`` in place, as torch rounds it.
-
-    The running mean of squares behind Adam's :math:`v_t`, RMSprop's and Adadelta's
-    (torch: ``average.mul_(decay).addcmul_(x, x, value=1 - decay)``).  ``tmp``, shaped
-    like ``average``, holds the weighted square.
-    """
-    weighted_square = np.multiply(x, 1 - decay, out=tmp)
-    weighted_square *= x
-    average *= decay
-    average += weighted_square
-
-
 class Optimizer:
     """Base class: holds ``param_groups`` and per-parameter ``state`` like torch.
 
-    Subclasses implement ``_init_state(param, group)`` (the state torch creates on a
-    parameter's first step) and ``_update(param, state, group)`` (one call of the kernel).
+    A subclass declares:
+
+    - ``kernel``: its textbook kernel, called as
+      ``kernel(param, grad, *state arrays, **hyperparameters)``;
+    - ``state_arrays``: the state entries the kernel takes, in its order (``None`` where a
+      parameter has no such entry, e.g. ``max_exp_avg_sq`` without AMSGrad);
+    - ``_init_state(param, group)``: the state torch creates on a parameter's first step;
+    - ``_prepare_step(param, state, group)``: the once-per-step bookkeeping (count the
+      step, ...); it returns the kernel's keyword arguments that are not group entries.
+
+    Every other keyword argument of the kernel is the group's entry of that name.
+    ``foreach=False`` (torch's flag) runs the textbook kernel one parameter at a time, the
+    code a student reads; the default hands the step to the speed engine
+    (:mod:`minireg._engine.optim`), which gives the same bits.
     """
 
-    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+    kernel: Callable[..., None]
+    state_arrays: tuple[str, ...] = ()
+    # State entries that are one number per parameter (a 0-d array), not one per element.
+    scalar_state: tuple[str, ...] = ("step",)
+
+    def __init__(
+        self, params: ParamsT, defaults: dict[str, Any], *, foreach: bool | None = None
+    ) -> None:
         self.defaults = defaults
+        self.foreach = foreach
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Tensors "
@@ -110,10 +91,6 @@ class Optimizer:
             )
         self.state: defaultdict[Parameter, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        # id(group) -> (group, its arrays, their flat spans or None): see _flat_layout.
-        self._flat_cache: dict[
-            int, tuple[dict[str, Any], dict[str, list], dict[str, np.ndarray] | None]
-        ] = {}
 
         param_groups: list[Any] = list(params)
         if len(param_groups) == 0:
@@ -124,14 +101,9 @@ class Optimizer:
             self.add_param_group(param_group)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle/copy without a scheduler's wrapper around ``step`` (torch leaves it out too)
-        and without the cache of flat layouts (it is found again on the next step)."""
-        skipped = ("step", "_opt_called", "_flat_cache")
+        """Pickle/copy without a scheduler's wrapper around ``step`` (torch leaves it out too)."""
+        skipped = ("step", "_opt_called")
         return {k: v for k, v in self.__dict__.items() if k not in skipped}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._flat_cache = {}
 
     def __repr__(self) -> str:
         lines = [self.__class__.__name__ + " ("]
@@ -238,148 +210,52 @@ class Optimizer:
                 if p.grad is not None:
                     _check_grad(p)
         for group in self.param_groups:
-            if self._step_flat(group):
-                continue
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state.update(self._init_state(p, group))
-                self._update(p, state, group)
+            if self.foreach is False:  # the textbook kernel, one parameter at a time
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._step_param(p, group, self.kernel)
+            else:  # the same steps, by the speed engine
+                engine.step_group(self, group)
         return loss
 
-    # State entries that are one number per parameter (a 0-d array), not one per element.
-    # Subclasses with more (NAdam's mu_product) extend it.
-    _scalar_state: tuple[str, ...] = ("step",)
-
-    def _step_flat(self, group: dict[str, Any]) -> bool:
-        """Step the whole group with one ``_update`` call when it lies in flat buffers.
-
-        That is the layout :func:`minireg.nn.utils.flatten_parameters` makes: the group's
-        data, gradients and every per-element state entry each lie end to end in one
-        array, all in group order, every parameter has a gradient, and the per-parameter
-        numbers (``step``) agree.  Then ``_update`` runs once on a stand-in Parameter whose
-        data and grad span the whole group, with state entries spanning theirs; since the
-        kernels are elementwise, every element gets exactly the operations it gets one
-        parameter at a time.  Returns ``False`` (nothing done) for any other layout.
-        """
-        # (map and attrgetter walk the parameters in C: this runs on every step)
-        params = group["params"]
-        if len(params) < 2 or any(grad is None for grad in map(_grad, params)):
-            return False
-        owner = params[0].data.base  # cheap test first: all data views of one array?
-        if owner is None or not all(map(operator.is_, map(_data_base, params), repeat(owner))):
-            return False
-        states = list(map(self.state.__getitem__, params))
-        keys = list(states[0])
-        if not all(map(len(keys).__eq__, map(len, states))):
-            return False  # (same number of keys here; a missing one raises KeyError below)
-        scalar_keys = [k for k in keys if k in self._scalar_state]
-        element_keys = sorted(k for k in keys if k not in self._scalar_state)
-        try:
-            for key in scalar_keys:  # e.g. all step counters equal
-                values = list(map(float, map(operator.itemgetter(key), states)))
-                if values.count(values[0]) != len(values):
-                    return False
-            layout = self._flat_layout(group, params, states, element_keys)
-        except KeyError:
-            return False
-        if layout is None:
-            return False
-        flat = Parameter(layout["data"])
-        flat.grad = layout["grad"]
-        state: dict[str, Any] = {key: copy.deepcopy(states[0][key]) for key in scalar_keys}
-        state.update({key: layout[key] for key in element_keys})
-        if not keys:  # a parameter's first step: make the state once, for the whole group
-            state.update(self._init_state(flat, group))
-        self._update(flat, state, group)
-        self._scatter(params, states, state, layout)
-        return True
-
-    def _init_group_state(self, group: dict[str, Any]) -> None:
-        """Make every parameter's state now (Adagrad does at construction, as torch).
-
-        For a group in one flat buffer the state is made once for the whole group and
-        split into views, so it is flat too and :meth:`_step_flat` applies.
-        """
-        params = group["params"]
-        data = contiguous_span([p.data for p in params]) if len(params) > 1 else None
-        if data is None:
-            for p in params:
-                self.state[p] = self._init_state(p, group)
-            return
-        states: list[dict[str, Any]] = [{} for _ in params]
-        for p, s in zip(params, states):
-            self.state[p] = s
-        self._scatter(params, states, self._init_state(Parameter(data), group), {})
-
-    def _flat_layout(
+    def _step_param(
         self,
+        param: Parameter,
         group: dict[str, Any],
-        params: list[Parameter],
-        states: list[dict[str, Any]],
-        element_keys: list[str],
-    ) -> dict[str, np.ndarray] | None:
-        """The spans over the group's data, grads and element state, or ``None``.
-
-        Finding them checks every array's address; the answer (also a ``None``) is cached
-        per group and reused as long as the very same array objects are in place.
-        """
-        arrays = {"data": list(map(_data, params)), "grad": list(map(_grad, params))}
-        arrays.update({key: list(map(operator.itemgetter(key), states)) for key in element_keys})
-        cached = self._flat_cache.get(id(group))
-        if (
-            cached is not None
-            and cached[0] is group
-            and cached[1].keys() == arrays.keys()
-            and all(all(map(operator.is_, arrays[k], cached[1][k])) for k in arrays)
-        ):
-            return cached[2]
-        layout: dict[str, np.ndarray] | None = {}
-        for key, values in arrays.items():
-            span = contiguous_span(values)
-            if span is None:  # not flat: remembered too, so later steps do not look again
-                layout = None
-                break
-            layout[key] = span
-        self._flat_cache[id(group)] = (group, arrays, layout)
-        return layout
-
-    def _scatter(
-        self,
-        params: list[Parameter],
-        states: list[dict[str, Any]],
-        state: dict[str, Any],
-        layout: dict[str, np.ndarray],
+        kernel: Callable[..., None],
+        state: dict[str, Any] | None = None,
     ) -> None:
-        """Hand the flat step's state back to each parameter.
-
-        Numbers (``step``) are written into each parameter's own counter; a per-element
-        entry made during this step (the state's first step, SGD's momentum buffer) is
-        split into views, one per parameter, so the state stays flat for the next step.
-        """
-        for key, value in state.items():
-            if key in self._scalar_state:
-                for s in states:
-                    counter = s.get(key)
-                    if type(counter) is np.ndarray:
-                        counter[...] = value
-                    else:
-                        s[key] = copy.deepcopy(value)
-            elif layout.get(key) is not value:
-                start = 0
-                for p, s in zip(params, states):
-                    s[key] = value[start : start + p.size].reshape(p.shape)
-                    start += p.size
+        """One kernel call: ``param``'s state arrays, then its hyperparameters."""
+        if state is None:
+            state = self.state[param]
+            if not state:  # the parameter's first step: torch makes its state now
+                state.update(self._init_state(param, group))
+        per_step = self._prepare_step(param, state, group)
+        hyperparameters = {
+            name: _number(group[name])
+            for name in _keyword_names(self.kernel)
+            if name not in per_step
+        }
+        arrays = [state.get(name) for name in self.state_arrays]
+        kernel(param.data, param.grad, *arrays, **hyperparameters, **per_step)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         """The state torch creates the first time ``param`` is stepped."""
         raise NotImplementedError
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        """Apply this optimizer's kernel to one parameter."""
-        raise NotImplementedError
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Once-per-step bookkeeping; returns the kernel's arguments that are not in the group."""
+        return {}
+
+    def _init_group_state(self, group: dict[str, Any]) -> None:
+        """Make every parameter's state now, not at its first step (Adagrad, as torch)."""
+        if self.foreach is False:
+            for p in group["params"]:
+                self.state[p] = self._init_state(p, group)
+        else:  # the engine makes a flat group's state flat too
+            engine.init_group_state(self, group)
 
     # ---------------------------------------------------------------- state_dict
     def state_dict(self) -> dict[str, Any]:
@@ -442,7 +318,6 @@ class Optimizer:
 
         self.state = new_state
         self.param_groups = new_groups
-        self._flat_cache = {}
 
 
 def _typename(obj: Any) -> str:
@@ -450,9 +325,16 @@ def _typename(obj: Any) -> str:
     return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-_data = operator.attrgetter("data")
-_grad = operator.attrgetter("grad")
-_data_base = operator.attrgetter("data.base")
+@functools.cache
+def _keyword_names(kernel: Callable[..., None]) -> tuple[str, ...]:
+    """A kernel's keyword-only parameters: its hyperparameters and per-step numbers."""
+    parameters = inspect.signature(kernel).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
+def _number(value: Any) -> Any:
+    """A hyperparameter as the kernel takes it: flags as they are, numbers as Python floats."""
+    return value if isinstance(value, bool) else float(value)
 
 
 def _check_grad(p: Parameter) -> None:

@@ -1,4 +1,9 @@
-"""RAdam: Adam with a rectified adaptive learning rate (Liu et al., 2020)."""
+r"""RAdam: Adam with a rectified adaptive learning rate (Liu et al., 2020).
+
+Read after ``adam.py``: the kernel differs from Adam in the rectification :math:`r_t`
+and in falling back to momentum SGD while :math:`\rho_t \le 5`.  Next:
+``lr_scheduler.py`` (``LRScheduler``, ``StepLR``, ``CosineAnnealingLR``).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.adam import check_adam_hyperparameters, lerp_
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    ema_of_squares_,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import lerp, regularized_gradient
+from minireg.optim.adam import check_adam_hyperparameters
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -35,7 +33,6 @@ def radam(
     weight_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One RAdam step on ``param``, ``exp_avg`` and ``exp_avg_sq`` in place.
 
@@ -63,39 +60,33 @@ def radam(
 
     Liu et al. (2020), "On the Variance of the Adaptive Learning Rate and Beyond";
     decoupled decay: Loshchilov & Hutter (2019).
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of two ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
     """
-    t, u = scratch if scratch is not None else scratch_like(param, 2)
     if weight_decay != 0 and decoupled_weight_decay:
         param *= 1 - lr * weight_decay
-    l2_decay = 0.0 if decoupled_weight_decay else weight_decay
-    g = regularized_gradient(grad, param, l2_decay, maximize, t)
-    lerp_(exp_avg, g, 1 - beta1, u)  # m_t
-    ema_of_squares_(exp_avg_sq, g, beta2, u)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    l2_decay = 0 if decoupled_weight_decay else weight_decay
+    g = regularized_gradient(grad, param, l2_decay, maximize)
+    exp_avg[...] = lerp(exp_avg, g, 1 - beta1)  # m_t, rounded as torch's lerp_
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * g * g  # v_t
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
-    update = np.divide(exp_avg, bias_correction1, out=t)  # hat m_t, then times lr (g is done)
-    update *= lr
+    exp_avg_hat = exp_avg / bias_correction1
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
     if rho_t > 5.0:
         rect_squared = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
         rect = rect_squared**0.5
         # torch evaluates `scalar / tensor` as `reciprocal(tensor) * scalar`
-        adaptive_lr = np.sqrt(exp_avg_sq, out=u)
-        adaptive_lr += eps
-        np.reciprocal(adaptive_lr, out=adaptive_lr)
-        adaptive_lr *= bias_correction2**0.5
-        update *= adaptive_lr  # torch's order, left to right: hat m_t * lr * l_t * r_t
-        update *= rect
-    param -= update
+        adaptive_lr = 1 / (np.sqrt(exp_avg_sq) + eps) * bias_correction2**0.5
+        param -= exp_avg_hat * lr * adaptive_lr * rect  # torch's order, left to right
+    else:
+        param -= exp_avg_hat * lr
 
 
 class RAdam(Optimizer):
     """``torch.optim.RAdam``: bookkeeping around :func:`radam`."""
+
+    kernel = staticmethod(radam)
+    state_arrays = ("exp_avg", "exp_avg_sq")
 
     def __init__(
         self,
@@ -106,6 +97,7 @@ class RAdam(Optimizer):
         weight_decay: float = 0,
         decoupled_weight_decay: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
@@ -117,7 +109,7 @@ class RAdam(Optimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -126,22 +118,8 @@ class RAdam(Optimizer):
             "exp_avg_sq": np.zeros_like(param.data),
         }
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        apply_blocked(
-            radam,
-            param.data,
-            param.grad,
-            state["exp_avg"],
-            state["exp_avg_sq"],
-            scratch=2,
-            step=increment(state["step"]),
-            lr=float(group["lr"]),
-            beta1=float(beta1),
-            beta2=float(beta2),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-            maximize=group["maximize"],
-        )
+        return {"step": increment(state["step"]), "beta1": float(beta1), "beta2": float(beta2)}

@@ -1,4 +1,8 @@
-"""RMSprop: divide by a running root-mean-square of the gradient (optionally centered)."""
+"""RMSprop: divide by a running root-mean-square of the gradient (optionally centered).
+
+Off the main reading path: read it after ``adam.py``, whose :math:`v_t` is RMSprop's
+running average of squares.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.adam import lerp_
-from minireg.optim.optimizer import (
-    Optimizer,
-    ParamsT,
-    ema_of_squares_,
-    increment,
-    new_step_counter,
-    regularized_gradient,
-)
+from minireg.numerics import lerp, regularized_gradient
+from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -25,8 +21,8 @@ def rmsprop(
     param: np.ndarray,
     grad: np.ndarray,
     square_avg: np.ndarray,
-    grad_avg: np.ndarray | None,
-    momentum_buffer: np.ndarray | None,
+    grad_avg: np.ndarray,
+    momentum_buffer: np.ndarray,
     *,
     lr: float,
     alpha: float,
@@ -35,7 +31,6 @@ def rmsprop(
     momentum: float,
     centered: bool,
     maximize: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One RMSprop step on ``param`` and its state arrays, all in place.
 
@@ -54,41 +49,32 @@ def rmsprop(
     Srivastava & Swersky, "Neural Networks for Machine Learning", lecture 6e (2012);
     centered form: Graves (2013), "Generating Sequences With Recurrent Neural Networks",
     arXiv:1308.0850.  ``grad_avg`` is used only when ``centered``, ``momentum_buffer``
-    only when ``momentum > 0``.
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of two ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
+    only when ``momentum > 0`` (each is ``None`` otherwise).
     """
-    t, u = scratch if scratch is not None else scratch_like(param, 2)
-    g = regularized_gradient(grad, param, weight_decay, maximize, t)
-    ema_of_squares_(square_avg, g, alpha, u)  # v_t = alpha v_{t-1} + (1 - alpha) g_t^2
+    g = regularized_gradient(grad, param, weight_decay, maximize)
+    square_avg[...] = alpha * square_avg + (1 - alpha) * g * g  # v_t
     if centered:
-        assert grad_avg is not None
-        lerp_(grad_avg, g, 1 - alpha, u)  # gbar_t
-        avg = np.multiply(grad_avg, grad_avg, out=u)  # sqrt(v_t - gbar_t^2)
-        np.subtract(square_avg, avg, out=avg)
-        np.sqrt(avg, out=avg)
+        grad_avg[...] = lerp(grad_avg, g, 1 - alpha)  # gbar_t, rounded as torch's lerp_
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
     else:
-        avg = np.sqrt(square_avg, out=u)
-    avg += eps
+        avg = np.sqrt(square_avg) + eps
     if momentum > 0:
-        assert momentum_buffer is not None
-        momentum_buffer *= momentum  # b_t = mu b_{t-1} + g_t / avg
-        momentum_buffer += np.divide(g, avg, out=avg)
-        param -= np.multiply(momentum_buffer, lr, out=u)
+        momentum_buffer[...] = momentum * momentum_buffer + g / avg  # b_t
+        param -= lr * momentum_buffer
     else:
-        update = np.multiply(g, -lr, out=t)  # torch's addcdiv order: (value * g) / avg
-        update /= avg
-        param += update
+        param += -lr * g / avg  # torch's addcdiv order: (-lr * g) / avg
 
 
 class RMSprop(Optimizer):
     """``torch.optim.RMSprop``: bookkeeping around :func:`rmsprop`.
 
-    ``maximize`` is keyword-only here: torch's positional order has ``capturable`` and
-    ``foreach`` before it, which minireg leaves out, so a positional call could not line up.
+    ``foreach`` and ``maximize`` are keyword-only here: torch's positional order has
+    ``capturable`` before them, which minireg leaves out, so a positional call could not
+    line up.
     """
+
+    kernel = staticmethod(rmsprop)
+    state_arrays = ("square_avg", "grad_avg", "momentum_buffer")
 
     def __init__(
         self,
@@ -100,6 +86,7 @@ class RMSprop(Optimizer):
         momentum: float = 0,
         centered: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         # torch writes these as `not 0.0 <= x`, so NaN is rejected too; alpha > 1 is allowed.
@@ -122,7 +109,7 @@ class RMSprop(Optimizer):
             weight_decay=weight_decay,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         state = {"step": new_step_counter(), "square_avg": np.zeros_like(param.data)}
@@ -132,22 +119,8 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(param.data)
         return state
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
         increment(state["step"])  # counted as torch does; RMSprop's update does not use it
-        apply_blocked(
-            rmsprop,
-            param.data,
-            param.grad,
-            state["square_avg"],
-            state["grad_avg"] if group["centered"] else None,  # KeyError, as torch, if
-            state["momentum_buffer"] if group["momentum"] > 0 else None,  # set after state creation
-            scratch=2,
-            lr=float(group["lr"]),
-            alpha=float(group["alpha"]),
-            eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]),
-            momentum=float(group["momentum"]),
-            centered=group["centered"],
-            maximize=group["maximize"],
-        )
+        return {}

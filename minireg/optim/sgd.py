@@ -1,20 +1,26 @@
-"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+Read this first: :func:`sgd` is the simplest kernel, and :class:`SGD` shows the whole
+pattern every optimizer follows.  Next: ``Optimizer.step`` in ``optimizer.py``.
+"""
 
 from __future__ import annotations
+
+__all__ = ["SGD", "sgd"]
 
 from typing import Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative, regularized_gradient
+from minireg.numerics import regularized_gradient
+from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative
 from minireg.parameter import Parameter
 
 
 def sgd(
     param: np.ndarray,
     grad: np.ndarray,
-    momentum_buffer: np.ndarray | None,
+    momentum_buffer: np.ndarray,
     *,
     lr: float,
     momentum: float,
@@ -23,7 +29,6 @@ def sgd(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
-    scratch: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     r"""One SGD step on ``param`` (and ``momentum_buffer``) in place.
 
@@ -38,38 +43,26 @@ def sgd(
     (Sutskever et al., 2013, "On the importance of initialization and momentum in deep
     learning", put the learning rate inside the buffer instead).  Nesterov: Nesterov (1983).
 
-    ``momentum_buffer`` is used only when :math:`\mu \ne 0`.  On the parameter's first
-    step with momentum (``first_step``) its old contents are ignored: it becomes
-    :math:`b_1 = g_1`, exactly as torch clones the first buffer from the gradient.
-
-    The lines below compute these equations in torch's order, in place, with each
-    intermediate in one of 2 ``scratch`` arrays shaped like ``param`` (made here when not
-    given; :func:`minireg._engine.blocking.apply_blocked` passes reused ones).
+    ``momentum_buffer`` is used only when :math:`\mu \ne 0` (``None`` otherwise).  On
+    the parameter's first step with momentum (``first_step``) its old contents are
+    ignored: it becomes :math:`b_1 = g_1`, exactly as torch clones the first buffer from
+    the gradient.
     """
-    t, u = scratch if scratch is not None else scratch_like(param, 2)
-    g = regularized_gradient(grad, param, weight_decay, maximize, t)
+    g = regularized_gradient(grad, param, weight_decay, maximize)
     if momentum != 0:
-        assert momentum_buffer is not None
         if first_step:
             momentum_buffer[...] = g  # torch: the first buffer is g itself, undampened
         else:
-            momentum_buffer *= momentum  # b_t = mu b_{t-1} + (1 - tau) g_t
-            if dampening == 0:
-                momentum_buffer += g  # (1 - 0) g is g, bit for bit: one pass fewer
-            else:
-                momentum_buffer += np.multiply(g, 1 - dampening, out=u)
-        if nesterov:
-            g = np.add(g, np.multiply(momentum_buffer, momentum, out=u), out=u)  # g_t + mu b_t
-        else:
-            g = momentum_buffer
-    param -= np.multiply(g, lr, out=u)
-
-
-__all__ = ["SGD", "sgd"]
+            momentum_buffer[...] = momentum * momentum_buffer + (1 - dampening) * g
+        g = g + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * g
 
 
 class SGD(Optimizer):
     """``torch.optim.SGD``: bookkeeping around :func:`sgd`."""
+
+    kernel = staticmethod(sgd)
+    state_arrays = ("momentum_buffer",)
 
     def __init__(
         self,
@@ -81,6 +74,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         check_nonnegative(lr, "Invalid learning rate: {}")
         check_nonnegative(momentum, "Invalid momentum value: {}")
@@ -95,31 +89,15 @@ class SGD(Optimizer):
             nesterov=nesterov,
             maximize=maximize,
         )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, foreach=foreach)
 
     def _init_state(self, param: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {}  # torch creates momentum_buffer lazily, on the first step with momentum
 
-    def _update(self, param: Parameter, state: dict[str, Any], group: dict[str, Any]) -> None:
-        assert param.grad is not None
-        momentum = float(group["momentum"])
-        buffer = state.get("momentum_buffer")
-        first_step = buffer is None
-        if momentum != 0 and first_step:
-            buffer = np.empty_like(param.data)  # torch creates it on the first step; sgd fills it
-        apply_blocked(
-            sgd,
-            param.data,
-            param.grad,
-            buffer,
-            scratch=2,
-            lr=float(group["lr"]),
-            momentum=momentum,
-            dampening=float(group["dampening"]),
-            weight_decay=float(group["weight_decay"]),
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-            first_step=first_step,
-        )
-        if buffer is not None:
-            state["momentum_buffer"] = buffer
+    def _prepare_step(
+        self, param: Parameter, state: dict[str, Any], group: dict[str, Any]
+    ) -> dict[str, Any]:
+        first_step = "momentum_buffer" not in state
+        if group["momentum"] != 0 and first_step:
+            state["momentum_buffer"] = np.empty_like(param.data)  # sgd fills it with g_1
+        return {"first_step": first_step}
