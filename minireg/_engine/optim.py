@@ -45,11 +45,7 @@ def blocked_twin(kernel: Callable[..., Any]) -> Callable[..., None]:
     from minireg._engine.optim_twins import TWINS
 
     twin, scratch = TWINS[kernel.__name__]
-
-    def run(param: np.ndarray, grad: np.ndarray, *state: np.ndarray | None, **hyper: Any) -> None:
-        apply_blocked(twin, param, grad, *state, scratch=scratch, **hyper)
-
-    return run
+    return functools.partial(apply_blocked, twin, scratch=scratch)
 
 
 def step_group(optimizer: Optimizer, group: dict[str, Any]) -> None:
