@@ -149,15 +149,15 @@ def _flat_layout(
         and all(all(map(operator.is_, arrays[k], cached[1][k])) for k in arrays)
     ):
         return cached[2]
-    layout: dict[str, np.ndarray] | None = {}
+    spans: dict[str, np.ndarray] = {}
     for key, values in arrays.items():
         span = contiguous_span(values)
         if span is None:  # not flat: remembered too, so later steps do not look again
-            layout = None
-            break
-        layout[key] = span
-    cache[id(group)] = (group, arrays, layout)
-    return layout
+            cache[id(group)] = (group, arrays, None)
+            return None
+        spans[key] = span
+    cache[id(group)] = (group, arrays, spans)
+    return spans
 
 
 def _scatter(
