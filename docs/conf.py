@@ -31,6 +31,8 @@ extensions = [
     "minireg_docs",  # docs/_ext/minireg_docs.py: kernels by dotted name, fidelity tables
 ]
 # Relative to _static/: the local copy.  No page loads anything from the network.
+# (sphinx-mathjax-offline sets this itself, over any other value; it is repeated here so
+# the choice is visible.  docs/test_site.py fails if a page fetches a CDN's MathJax.)
 mathjax_path = "mathjax/tex-chtml.js"
 
 exclude_patterns = ["_build", "test_site.py", "Thumbs.db", ".DS_Store"]

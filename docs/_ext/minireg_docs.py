@@ -369,7 +369,9 @@ class TorchNotesDirective(MinireDirective):
         if not items.children:
             text = "No comment in the source of " + ", ".join(self.arguments) + " mentions torch."
             return [nodes.paragraph(text, text)]
-        return [items]
+        where = "these files" if "whole-module" in self.options else "this code"
+        intro = f"The comments in {where} that mention torch, where they are in the source:"
+        return [nodes.paragraph(intro, intro), items]
 
 
 def _fmt_ulp(value: Any) -> str:
