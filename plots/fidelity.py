@@ -12,7 +12,8 @@ worst error over the battery:
   smaller than 1e-3 of the output's largest are measured as if they were that large (a
   parameter that cancels to about zero after 20 steps carries the absolute rounding of
   its larger past values, which is no relative error of the kernel).  Rows whose minireg implementation cannot be imported show "n/a";
-a row that raises shows "error" (the CLI lists the exception).
+a row that raises shows "error" (the CLI lists the exception).  The same numbers are
+written beside the PNG as ``fidelity.json``, which the documentation's study pages read.
 
 What each row compares:
 
@@ -60,7 +61,7 @@ from plots._style import (
     timed,
 )
 
-__all__ = ["KERNELS", "draw", "measure", "ulp_error"]
+__all__ = ["KERNELS", "draw", "measure", "ulp_error", "write_json"]
 
 DTYPES = (np.float32, np.float64)
 # The tests hold the dashboard to these worst element-wise relative errors per dtype.
@@ -586,6 +587,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         ]
         result.notes += [f"{row['label']}: {row.get('note', '')}" for row in missing]
         result.data["rows"] = rows
+        write_json(rows, torch, out_dir / "fidelity.json")
         finish(
             fig,
             result,
@@ -600,6 +602,43 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             caption_y=0.003,
         )
     return result
+
+
+def write_json(rows: list[dict[str, Any]], torch: ModuleType, path: Path) -> None:
+    """The battery's numbers, as drawn in the figure, for the documentation to read.
+
+    One entry per row: ``family``, ``label`` and, per dtype, ``{"ulp": .., "rel": ..}``
+    or the status string ("n/a", "error").  No timestamp, so an unchanged measurement
+    rewrites the same file.
+    """
+    import json
+
+    def number(x: float) -> float | str:
+        return x if math.isfinite(x) else str(x)  # "inf": outputs that do not even match in shape
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return {"ulp": number(value[0]), "rel": number(value[1])}
+        return value
+
+    document = {
+        "about": "worst error of each minireg kernel against torch over the fixed battery "
+        "in plots/fidelity.py; ulp: max |minireg - torch| in ULPs of the output's largest "
+        "torch value; rel: element-wise relative error (values below 1e-3 of the largest "
+        "measured at that level)",
+        "torch": torch.__version__.split("+")[0],
+        "numpy": np.__version__,
+        "tolerances": TOLERANCES,
+        "rows": [
+            {"family": row["family"], "label": row["label"]}
+            | {np.dtype(d).name: cell(row[np.dtype(d).name]) for d in DTYPES}
+            for row in rows
+        ],
+    }
+    rows_text = ",\n".join("  " + json.dumps(row, allow_nan=False) for row in document.pop("rows"))
+    head = json.dumps(document, indent=1, allow_nan=False)[:-2]  # without the closing "\n}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'{head},\n "rows": [\n{rows_text}\n ]\n}}\n')  # one row a line
 
 
 def _fmt_ulp(value: float) -> str:

@@ -31,16 +31,16 @@ than one at 32 K elements per block).
 Choice of the block size (measured on the 2-core dev machine, numpy 2.4.6, AVX-512;
 ``Adam.step``, in place, median of 11 interleaved rounds; ms):
 
-=================  ======  ======  ======  ======  ======
-bytes per array    128 K   256 K   512 K   1 MiB   2 MiB
-=================  ======  ======  ======  ======  ======
+==================  ======  ======  ======  ======  ======
+bytes per array     128 K   256 K   512 K   1 MiB   2 MiB
+==================  ======  ======  ======  ======  ======
 f32 1e7, 1 thread   28.0    28.3    28.8    32.6    40.4
 f32 1e7, 2 threads  33.6    23.2    18.4    17.8    21.6
 f64 1e7, 1 thread   64.4    65.6    67.0    75.6    87.6
 f64 1e7, 2 threads  64.2    48.1    41.1    40.6    45.1
 f32 1e6, 1 thread   2.20    2.07    2.14    2.59    3.23
 f32 1e6, 2 threads  3.52    2.45    1.82    1.66    1.88
-=================  ======  ======  ======  ======  ======
+==================  ======  ======  ======  ======  ======
 
 512 KiB per array (131,072 float32 or 65,536 float64 elements) is within 4 % of the best
 with two threads and within 3 % with one; with the kernels' two or three scratch arrays
