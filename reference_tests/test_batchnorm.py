@@ -305,17 +305,20 @@ def test_backward_with_saved_statistics_is_bit_identical(shape, dtype, with_weig
 
 @pytest.fixture
 def statistics_spy(monkeypatch):
-    """Counts the kernels' computations of batch statistics (``_moments`` calls)."""
-    from minireg.nn._functional import normalization
+    """Counts the computations of batch statistics (``channel_mean`` calls) by the batch
+    norm kernels and by their in-place twins, which the layers run."""
+    from minireg._engine import norm_twins
+    from minireg.nn._functional import batch_norm
 
     calls = []
-    original = normalization._moments
+    original = batch_norm.channel_mean
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(normalization, "_moments", spy)
+    for module in (batch_norm, norm_twins):
+        monkeypatch.setattr(module, "channel_mean", spy)
     return calls
 
 

@@ -6,8 +6,8 @@ variance each layer normalises with must be within a relative 1e-6 of float64
 statistics of the same float32 values.  A float32 sum that runs through millions of
 values one after another misses that by one to two orders of magnitude (1e-5 to 1e-4
 measured: NumPy's strided reductions, einsum and dot all accumulate that way), so these
-tests fail for a kernel whose reductions are merely fast; see ``_sum`` in
-``minireg/nn/_functional/normalization.py``.
+tests fail for a kernel whose reductions are merely fast; see ``channel_sum`` in
+``minireg/numerics.py`` and ``blocked_sum`` in ``minireg/_engine/norms.py``.
 
 Batch and instance norm expose their statistics as running estimates (momentum 1 copies
 this batch's mean and unbiased variance).  Layer and group norm keep none, so the mean

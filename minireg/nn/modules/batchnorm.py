@@ -6,6 +6,8 @@ The layer is bookkeeping around :func:`minireg.nn.functional.batch_norm`: it own
 int64 count) when ``track_running_stats``, all in torch's ``state_dict`` order.
 Training normalises with the batch's statistics and updates the running ones;
 evaluation normalises with the running ones (or, without them, with the batch's).
+The layer runs the kernels' in-place twins from ``minireg._engine.norm_twins``: the same
+results to the bit, without the textbook kernels' batch-sized temporaries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg.nn._functional import normalization as F
+from minireg._engine.norm_twins import batch_norm_backward_, batch_norm_with_statistics_
 from minireg.nn.modules.normalization import _AffineNorm, _data, _factory_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -92,7 +94,7 @@ class _BatchNorm(_NormBase):
         use_buffers = not self.training or self.track_running_stats
         running_mean = self.running_mean if use_buffers else None
         running_var = self.running_var if use_buffers else None
-        output, save_mean, save_invstd = F.batch_norm_with_statistics(
+        output, save_mean, save_invstd = batch_norm_with_statistics_(
             input, running_mean, running_var, _data(self.weight), _data(self.bias),
             use_batch_stats, factor, self.eps,
         )
@@ -105,7 +107,7 @@ class _BatchNorm(_NormBase):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
         input, running_mean, running_var, use_batch_stats, save_mean, save_invstd = self._saved_for_backward()
-        grad_input, grad_weight, grad_bias = F.batch_norm_backward(
+        grad_input, grad_weight, grad_bias = batch_norm_backward_(
             grad_output, input, running_mean, running_var, _data(self.weight), use_batch_stats, self.eps,
             save_mean=save_mean, save_invstd=save_invstd,
         )

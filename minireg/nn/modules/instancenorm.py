@@ -1,6 +1,7 @@
 """Instance normalisation layers (``torch.nn.InstanceNorm1d``, ``2d``, ``3d``).
 
-Bookkeeping around :func:`minireg.nn.functional.instance_norm`, sharing batch norm's
+Bookkeeping around :func:`minireg.nn.functional.instance_norm` (run through its in-place
+twin in ``minireg._engine.norm_twins``: the same bits, fewer temporaries), sharing batch norm's
 parameters and buffers (:class:`~minireg.nn.modules.batchnorm._NormBase`) but with
 torch's other defaults: ``affine=False`` and ``track_running_stats=False``.  Each layer
 also accepts an unbatched input (one rank less).  With running statistics tracked:
@@ -18,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from minireg.nn._functional import normalization as F
+from minireg._engine.norm_twins import instance_norm_backward_, instance_norm_with_statistics_
 from minireg.nn.modules.batchnorm import _NormBase
 from minireg.nn.modules.normalization import _data
 
@@ -73,7 +74,7 @@ class _InstanceNorm(_NormBase):
         batched = input if feature_dim == 1 else input[np.newaxis]
         running_mean, running_var, use_input_stats = self._arguments()
         momentum = 0.0 if self.momentum is None else self.momentum
-        output, save_mean, save_invstd = F.instance_norm_with_statistics(
+        output, save_mean, save_invstd = instance_norm_with_statistics_(
             batched, running_mean, running_var, _data(self.weight), _data(self.bias),
             use_input_stats, momentum, self.eps,
         )
@@ -83,7 +84,7 @@ class _InstanceNorm(_NormBase):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
         batched, use_input_stats, save_mean, save_invstd = self._saved_for_backward()
-        grad_input, grad_weight, grad_bias = F.instance_norm_backward(
+        grad_input, grad_weight, grad_bias = instance_norm_backward_(
             np.reshape(grad_output, batched.shape), batched, self.running_mean, self.running_var,
             _data(self.weight), use_input_stats, self.eps, save_mean=save_mean, save_invstd=save_invstd,
         )

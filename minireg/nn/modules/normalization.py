@@ -2,7 +2,9 @@
 
 Neither keeps running statistics nor behaves differently in evaluation: each input is
 normalised with its own statistics.  Bookkeeping around
-:func:`minireg.nn.functional.layer_norm` and :func:`minireg.nn.functional.group_norm`.
+:func:`minireg.nn.functional.layer_norm` and :func:`minireg.nn.functional.group_norm`,
+run through their in-place twins in ``minireg._engine.norm_twins`` (the same bits, without
+the textbook kernels' batch-sized temporaries).
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from minireg.nn._functional import normalization as F
+from minireg._engine.norm_twins import (
+    group_norm_,
+    group_norm_backward_,
+    layer_norm_,
+    layer_norm_backward_,
+)
 from minireg.nn.modules.module import Module
 from minireg.parameter import Parameter, accumulate_grad
 
@@ -86,14 +93,16 @@ class LayerNorm(_AffineNorm):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         input = np.asarray(input)
-        output = F.layer_norm(input, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps)
+        output = layer_norm_(
+            input, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps
+        )
         self._saved = (input,)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
         (input,) = self._saved_for_backward()
-        grad_input, grad_weight, grad_bias = F.layer_norm_backward(
+        grad_input, grad_weight, grad_bias = layer_norm_backward_(
             grad_output, input, self.normalized_shape, _data(self.weight), self.eps
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
@@ -129,14 +138,14 @@ class GroupNorm(_AffineNorm):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         input = np.asarray(input)
-        output = F.group_norm(input, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
+        output = group_norm_(input, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
         self._saved = (input,)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
         (input,) = self._saved_for_backward()
-        grad_input, grad_weight, grad_bias = F.group_norm_backward(
+        grad_input, grad_weight, grad_bias = group_norm_backward_(
             grad_output, input, self.num_groups, _data(self.weight), self.eps
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
