@@ -9,6 +9,8 @@ relative.  ``p = 0`` norms are counts and compare exactly under the same toleran
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import warnings
 
@@ -19,13 +21,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minireg
+import minireg._engine.blocking
+import minireg._engine.clip
 from minireg.nn.utils import (
     clip_grad_norm_,
     clip_grad_value_,
     clip_grads_with_norm_,
     get_total_norm,
 )
-from minireg.nn.utils.clip_grad import sum_of_squares
+from minireg.nn.utils import flatten_parameters
+from minireg.numerics import sum_of_squares
 from reference_tests.conftest import (
     assert_close,
     assert_same_error,
@@ -39,6 +44,7 @@ from reference_tests.conftest import (
     tolerance,
     twin_parameters,
 )
+from reference_tests.test_blocking import bits, block_bytes
 
 NORM_TYPES = [1, 2, 2.0, 3, 0.5, 2.5, math.inf, "inf", 0, -1, -0.5, -math.inf]
 
@@ -348,8 +354,8 @@ def test_unclipped_gradients_are_not_written():
 
 
 def test_clip_grads_with_norm_takes_a_generator():
-    """A generator is read once, into a list, before the gradients and the flat-buffer
-    check both look at it; the result is the list's, bit for bit."""
+    """A generator is read once, in the one pass that takes the gradients; the result is
+    the list's, bit for bit."""
     results = []
     for as_generator in (True, False):
         params = [minireg.Parameter(np.zeros(3, dtype=np.float32)) for _ in range(2)]
@@ -360,3 +366,145 @@ def test_clip_grads_with_norm_takes_a_generator():
         results.append([p.grad.tobytes() for p in params])
     assert results[0] == results[1]
     assert results[1] != [(np.arange(3, dtype=np.float32) - 1.5).tobytes()] * 2  # it scaled
+
+
+# ------------------------------------------------------------------------ foreach: textbook and engine
+FOREACH_NORM_TYPES = [2, 1, math.inf, 0.5, 3, -math.inf, 0, -1]
+FOREACH_SHAPES = [(), (0,), (1,), (7,), (3, 5), (16,), (17,), (40,), (70,), (2, 0)]
+
+
+def foreach_params(rng, shape_list, dtype, flat, nonfinite, none_every):
+    """Parameters with gradients (float16, float32, float64 or both of the last two),
+    flattened into one buffer when ``flat`` (one dtype only), a non-finite value in the
+    first non-empty gradient, and every ``none_every``-th gradient removed."""
+    dtypes_ = [np.float32, np.float64] if dtype == "mixed" else [dtype]
+    params = []
+    for i, shape in enumerate(shape_list):
+        p = minireg.Parameter(random_array(rng, shape, dtypes_[i % len(dtypes_)]))
+        p.grad = random_array(rng, shape, p.dtype, scale=10.0)
+        params.append(p)
+    if flat and params and dtype != "mixed":
+        flatten_parameters(params)
+    grads = [p.grad for p in params if p.grad.size]
+    if nonfinite is not None and grads:
+        grads[0].reshape(-1)[-1] = nonfinite
+    for i, p in enumerate(params):
+        if none_every and i % none_every == none_every - 1:
+            p.grad = None
+    return params
+
+
+def run_all(params, given_order, max_norm, norm_type, foreach):
+    """clip_grad_norm_, then clip_grads_with_norm_ with a float64 total: results or errors."""
+    given_params = params[::-1] if given_order == "reversed" else params
+    try:
+        norm = bits(clip_grad_norm_(given_params, max_norm, norm_type, foreach=foreach))
+    except RuntimeError as error:  # the inf-norm of an empty gradient
+        norm = type(error)
+    clip_grads_with_norm_(given_params, max_norm, np.array(2.5), foreach=foreach)
+    return norm, [None if p.grad is None else bits(p.grad) for p in params]
+
+
+@pytest.mark.parametrize("blocks", ["default", "tiny, 2 threads"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, "mixed"])
+@given(
+    norm_type=st.sampled_from(FOREACH_NORM_TYPES),  # 2 first: the engine's case
+    shape_list=st.lists(st.sampled_from(FOREACH_SHAPES), min_size=0, max_size=6),
+    max_norm=st.sampled_from([0.0, 0.1, 1.0, 1e6, -1.0]),
+    flat=st.booleans(),
+    given_order=st.sampled_from(["as flattened", "reversed"]),
+    nonfinite=st.sampled_from([None, math.nan, math.inf, -math.inf]),
+    none_every=st.sampled_from([0, 3]),
+    seed=st.integers(0, 2**31),
+)
+def test_foreach_false_and_the_engine_agree_bit_for_bit(
+    blocks, dtype, norm_type, shape_list, max_norm, flat, given_order, nonfinite, none_every, seed
+):
+    """``foreach=False`` runs the textbook loop, ``None`` and ``True`` the engine where it
+    applies (a flat buffer's norms in runs of equal sizes and its scaling in one
+    multiplication, threads with tiny blocks): the same total norm and gradients, bit
+    for bit.  Errors: the same type (torch words one of them per path, tested below)."""
+    results = []
+    for foreach in (False, None, True):
+        rng = np.random.default_rng(seed)
+        params = foreach_params(rng, shape_list, dtype, flat, nonfinite, none_every)
+        with block_bytes(64, threads=2) if blocks != "default" else contextlib.nullcontext():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # overflow in float16 squares
+                results.append(run_all(params, given_order, max_norm, norm_type, foreach))
+    assert results[0] == results[1] == results[2]
+
+
+@given(
+    shape=st.sampled_from([(), (0,), (1,), (7,), (3, 5), (40,), (70,), (5, 33)]),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    layout=st.sampled_from(["c", "fortran", "strided"]),
+    nonfinite=st.sampled_from([None, math.nan, math.inf]),
+    block=st.sampled_from([None, 16, 64]),
+    seed=st.integers(0, 2**31),
+)
+def test_engine_sum_of_squares_is_the_textbook_one(shape, dtype, layout, nonfinite, block, seed):
+    """The engine's twin of ``numerics.sum_of_squares`` (one block without a loop) gives
+    the same float64 number for every dtype, layout and block size."""
+    x = random_array(np.random.default_rng(seed), shape, dtype, scale=30.0)
+    if layout == "fortran":
+        x = np.asfortranarray(x)
+    elif layout == "strided" and x.ndim:
+        x = x[..., ::2]
+    if nonfinite is not None and x.size:
+        x.flat[0] = nonfinite
+    with block_bytes(block) if block else contextlib.nullcontext():
+        with np.errstate(over="ignore"):
+            expected = sum_of_squares(x)
+            actual = minireg._engine.clip.sum_of_squares(x)
+    assert bits(np.float64(actual)) == bits(np.float64(expected))
+
+
+def test_foreach_false_runs_no_engine_code(monkeypatch):
+    """With ``foreach=False`` the three functions never reach the engine, even on a flat
+    buffer; with the default they do (so the trap below is live)."""
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the engine ran")
+
+    for name in ("two_norms", "scale_", "sums_of_squares_in_buffer", "sum_of_squares"):
+        monkeypatch.setattr(minireg._engine.clip, name, trap)
+    for name in ("apply_blocked", "run_in_threads"):
+        monkeypatch.setattr(minireg._engine.blocking, name, trap)
+    params = [minireg.Parameter(np.ones(n, dtype=np.float32)) for n in (3, 4, 5)]
+    for p in params:
+        p.grad = np.full(p.shape, 2.0, dtype=np.float32)
+    flatten_parameters(params)
+    total = get_total_norm([p.grad for p in params], foreach=False)
+    clip_grads_with_norm_(params, 1.0, total, foreach=False)
+    assert abs(clip_grad_norm_(params, 0.5, foreach=False) - 1.0) <= 1e-6  # clipped to 1, then 0.5
+    with pytest.raises(AssertionError, match="the engine ran"):
+        clip_grad_norm_(params, 0.5)
+
+
+@pytest.mark.parametrize("foreach", [None, False, True])
+def test_foreach_keyword_and_its_error_wording_match_torch(device, foreach):
+    """torch 2.13's signatures (``foreach`` last), and the inf-norm of an empty gradient:
+    ``_foreach_norm`` words the error on the foreach path, ``linalg.vector_norm`` on the
+    loop."""
+    for ours, theirs in [
+        (clip_grad_norm_, torch.nn.utils.clip_grad_norm_),
+        (get_total_norm, torch.nn.utils.get_total_norm),
+        (clip_grads_with_norm_, torch.nn.utils.clip_grads_with_norm_),
+    ]:
+        ours_params = inspect.signature(ours).parameters
+        theirs_params = inspect.signature(theirs).parameters
+        assert list(ours_params) == list(theirs_params)
+        defaults = [p.default for p in ours_params.values()]
+        assert defaults == [p.default for p in theirs_params.values()]
+    rng = np.random.default_rng(4)
+    ours, theirs = make_twins(rng, [(3,), (0,)], np.float32, device)
+    assert_same_error(
+        lambda: torch.nn.utils.clip_grad_norm_(theirs, 1.0, math.inf, foreach=foreach),
+        lambda: clip_grad_norm_(ours, 1.0, math.inf, foreach=foreach),
+    )
+    result = assert_same_outcome(
+        lambda: torch.nn.utils.clip_grad_norm_(theirs, 1.0, 2.0, foreach=foreach),
+        lambda: clip_grad_norm_(ours, 1.0, 2.0, foreach=foreach),
+    )
+    assert_close(result[1], result[0], *tolerance(np.float32, device), f"foreach={foreach}")

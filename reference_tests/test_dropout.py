@@ -310,6 +310,32 @@ def test_inplace_writes_into_the_input(fn, shape):
     np.testing.assert_array_equal(x, F.dropout_with_mask(before, mask, 0.4))
 
 
+@given(
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    shape=st.sampled_from([(), (0,), (1,), (7,), (3, 5), (2, 3, 4), (2, 3, 1, 5)]),
+    p=st.sampled_from([0.1, 1 / 3, 0.5, 0.7, 0.999, 1.0]),
+    channel=st.booleans(),
+    special=st.lists(st.sampled_from([np.nan, np.inf, -np.inf, -0.0]), max_size=3),
+    seed=seeds,
+)
+def test_inplace_gives_the_bits_of_the_new_array(dtype, shape, p, channel, special, seed):
+    """dropout_with_mask's two forms -- x * m * s into a new array, and x *= m, x *= s in
+    place -- agree bit for bit: 0-d, empty and odd shapes, channel masks, NaN, inf, -0."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray((rng.standard_normal(shape) * 3).astype(dtype))
+    for value in special:
+        if x.size:
+            x.flat[rng.integers(x.size)] = value
+    mask_shape = shape[:2] + (1,) * (len(shape) - 2) if channel and len(shape) >= 2 else shape
+    mask = rng.random(mask_shape) < 0.5
+    expected = F.dropout_with_mask(x, mask, p)
+    inplace = x.copy()
+    out = F.dropout_with_mask(inplace, mask, p, inplace=True)
+    assert out is inplace and type(expected) is np.ndarray
+    assert (expected.dtype, expected.shape) == (out.dtype, out.shape) == (x.dtype, x.shape)
+    assert expected.tobytes() == out.tobytes()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(), (5,), (2, 3)])
 def test_dtype_and_shape_preserved(dtype, shape):

@@ -27,10 +27,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minireg
-import minireg._engine.optim as engine
+import minireg._engine.flat as flat
+from minireg._engine.clip import sums_of_squares_in_buffer
+from minireg._engine.flat import grad_buffer_in_order, whole_grad_buffer
 from minireg.nn.utils import clip_grad_norm_, flatten_parameters
-from minireg.nn.utils.clip_grad import sum_of_squares, sums_of_squares_in_buffer
-from minireg.nn.utils.flat import grad_buffer_in_order, whole_grad_buffer
+from minireg.numerics import sum_of_squares
 from minireg.parameter import accumulate_grad
 from reference_tests.conftest import dtypes, random_array
 from reference_tests.test_blocking import OPTIMIZERS, bits, block_bytes
@@ -298,17 +299,21 @@ def test_sums_of_squares_in_buffer_are_those_of_each_slice(threads, dtype, sizes
     assert sums.tolist() == expected
 
 
+def grads(params: list[minireg.Parameter]) -> list[np.ndarray]:
+    return [p.grad for p in params]
+
+
 def test_grad_buffer_in_order_only_for_the_buffer_order():
     params = [minireg.Parameter(np.ones(n, dtype=np.float32)) for n in (3, 4, 5)]
     for p in params:
         p.grad = np.full(p.shape, 2.0, dtype=np.float32)
     _, grad = flatten_parameters(params)
-    buffer, sizes = grad_buffer_in_order(params)
+    buffer, sizes = grad_buffer_in_order(grads(params))
     assert buffer is grad and sizes == [3, 4, 5]
-    assert grad_buffer_in_order(params[::-1]) is None  # all of it, but not in order
-    assert grad_buffer_in_order(params[:2]) is None  # in order, but not all of it
+    assert grad_buffer_in_order(grads(params[::-1])) is None  # all of it, but not in order
+    assert grad_buffer_in_order(grads(params[:2])) is None  # in order, but not all of it
     params[1].grad = params[1].grad.copy()  # out of the buffer
-    assert grad_buffer_in_order(params) is None
+    assert grad_buffer_in_order(grads(params)) is None
 
 
 # ------------------------------------------------------------------------------ memory
@@ -340,13 +345,13 @@ def test_whole_grad_buffer_only_for_exactly_all_of_one_buffer():
     for p in params:
         p.grad = np.full(p.shape, 2.0, dtype=np.float32)
     _, grad = flatten_parameters(params)
-    assert whole_grad_buffer(params) is grad
-    assert whole_grad_buffer(params[::-1]) is grad  # order does not matter for a scaling
-    assert whole_grad_buffer(params[:2]) is None  # a subset: the rest must stay untouched
-    assert whole_grad_buffer([params[0], params[0], params[1], params[2]]) is None
-    assert whole_grad_buffer([params[1]] * 3) is None  # 3 x 4 elements, but not all of it
+    assert whole_grad_buffer(grads(params)) is grad
+    assert whole_grad_buffer(grads(params[::-1])) is grad  # order does not matter for a scaling
+    assert whole_grad_buffer(grads(params[:2])) is None  # a subset: the rest must stay untouched
+    assert whole_grad_buffer(grads([params[0], params[0], params[1], params[2]])) is None
+    assert whole_grad_buffer(grads([params[1]] * 3)) is None  # 3 x 4 elements, not all of it
     params[1].grad = params[1].grad.copy()  # moved out of the buffer
-    assert whole_grad_buffer(params) is None
+    assert whole_grad_buffer(grads(params)) is None
 
     params[1].grad = None
     accumulate_grad(params[1], np.full(4, 2.0))  # back into its slot
@@ -354,28 +359,85 @@ def test_whole_grad_buffer_only_for_exactly_all_of_one_buffer():
     assert (params[2].grad == 2.0).all() and (params[0].grad < 1).all()
 
 
-def test_a_layout_found_not_flat_is_not_searched_again(monkeypatch):
-    """After load_state_dict the state arrays are fresh copies, so a flat group steps per
-    parameter (still correctly); the address search that found this runs once, not on
-    every step."""
-    params = [minireg.Parameter(np.ones(n)) for n in (3, 4, 5)]
+def test_the_flat_record_lives_exactly_as_long_as_every_slot():
+    """The detection compares ids, so its record of a buffer's slots must go as soon as
+    one slot array dies (its id could be reused), and nothing piles up as buffers go."""
+
+    def flat_params() -> tuple[list[minireg.Parameter], np.ndarray]:
+        params = [minireg.Parameter(np.ones(n, dtype=np.float32)) for n in (3, 4, 5)]
+        for p in params:
+            p.grad = np.full(p.shape, 2.0, dtype=np.float32)
+        return params, flatten_parameters(params).grad
+
+    before = len(flat._slots)
+    for _ in range(5):
+        params, grad = flat_params()
+        assert id(grad) in flat._slots
+    del params, grad
+    assert len(flat._slots) <= before + 1
+    params, grad = flat_params()
+    assert whole_grad_buffer(grads(params)) is grad
+    params[1].grad = params[1]._grad_slot = None  # the slot array dies
+    assert id(grad) not in flat._slots
+    accumulate_grad(params[1], np.ones(4))  # a fresh array now, outside the buffer
+    assert whole_grad_buffer(grads(params)) is None
+    assert grad_buffer_in_order(grads(params)) is None
+
+
+def test_loaded_state_is_not_flat_and_steps_per_parameter():
+    """After load_state_dict the state arrays are fresh copies, not recorded views of one
+    buffer, so a flat group steps per parameter -- with the same bits as a group that was
+    never flat."""
+    runs = []
+    for flattened in (True, False):
+        params = [minireg.Parameter(np.linspace(-1, 1, n)) for n in (3, 4, 5)]
+        if flattened:
+            flatten_parameters(params)
+        optimizer = minireg.optim.Adam(params, lr=0.1)
+        with update_calls(optimizer) as calls:
+            for step in range(4):
+                optimizer.zero_grad()
+                for p in params:
+                    accumulate_grad(p, np.full(p.shape, 0.5 - step))
+                optimizer.step()
+                if step == 0:
+                    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+        runs.append((params, optimizer, calls))
+    (params, optimizer, calls), (expected_params, expected_optimizer, _) = runs
+    assert calls == [12] + [3, 4, 5] * 3  # flat once, then per parameter
+    assert_same(params, optimizer, expected_params, expected_optimizer)
+
+
+def test_span_of_needs_the_recorded_views_end_to_end():
+    params = [minireg.Parameter(np.zeros(n, dtype=np.float32)) for n in (2, 3, 4, 5)]
+    data, _ = flatten_parameters(params)
+    views = [p.data for p in params]
+    assert flat.span_of(views) is not None and np.shares_memory(flat.span_of(views), data)
+    assert flat.span_of(views).size == data.size
+    middle = flat.span_of(views[1:3])  # consecutive slots: the piece they tile
+    assert middle is not None and middle.size == 7
+    middle[...] = 1
+    assert (params[1].data == 1).all() and (params[2].data == 1).all()
+    assert (params[0].data == 0).all() and (params[3].data == 0).all()
+    assert flat.span_of(views[::-1]) is None  # all of them, but out of order
+    assert flat.span_of([views[0], views[2]]) is None  # a gap
+    assert flat.span_of([data[:2], data[2:5]]) is None  # the same memory, other views
+    assert flat.span_of([np.zeros(2), np.zeros(3)]) is None  # not views of a buffer
+    assert flat.span_of([]) is None
+
+
+def test_two_groups_over_one_buffer_each_step_in_one_call():
+    params = [minireg.Parameter(np.ones(n)) for n in (3, 4, 5, 6)]
     flatten_parameters(params)
-    optimizer = minireg.optim.Adam(params, lr=0.1)
-    for p in params:
-        accumulate_grad(p, np.full(p.shape, 0.5))  # into the flat grad buffer
-    with update_calls(optimizer) as calls:
-        optimizer.step()
-    assert calls == [12]  # flat
-    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
-    searches = []
-    original = engine.contiguous_span
-    monkeypatch.setattr(
-        engine,
-        "contiguous_span",
-        lambda arrays: searches.append(len(arrays)) or original(arrays),
+    optimizer = minireg.optim.SGD(
+        [{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], lr=0.1, momentum=0.9
     )
     with update_calls(optimizer) as calls:
         for _ in range(3):
+            for p in params:
+                accumulate_grad(p, np.ones(p.shape))
             optimizer.step()
-    assert calls == [3, 4, 5] * 3
-    assert searches == [3, 3, 3], searches  # one search: data, grad, then exp_avg misses
+            optimizer.zero_grad()
+    assert calls == [7, 11] * 3
+    assert np.allclose(params[0].data, 1 - 0.1 * (1 + 1.9 + 2.71))
+    assert np.allclose(params[3].data, 1 - 0.5 * (1 + 1.9 + 2.71))

@@ -247,36 +247,3 @@ def run_in_threads(work: Callable[[Any], None], parts: Sequence[Any]) -> None:
         wait_for(futures)
     for future in futures:
         future.result()
-
-
-def _address(a: np.ndarray) -> int:
-    return int(a.__array_interface__["data"][0])
-
-
-def contiguous_span(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """One 1-D array spanning ``arrays`` when they lie end to end in one buffer, else ``None``.
-
-    This is how the optimizers' flat-buffer fast path (``Optimizer._step_flat``) recognises the
-    layout :func:`minireg.nn.utils.flatten_parameters` makes: every array C-contiguous,
-    of one dtype, a view of the same owning array, and each one starting exactly where
-    the previous one ends.  The returned array is a view of that buffer covering all of
-    them, so writing into it writes into each of ``arrays``.
-    """
-    if not arrays:
-        return None
-    first = arrays[0]
-    owner = first if first.base is None else first.base
-    if not isinstance(owner, np.ndarray) or owner.dtype != first.dtype:
-        return None
-    if not owner.flags.c_contiguous:
-        return None
-    expected = _address(first)
-    for a in arrays:
-        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.dtype != first.dtype:
-            return None
-        if (a.base if a.base is not None else a) is not owner or _address(a) != expected:
-            return None
-        expected += a.nbytes
-    start = (_address(first) - _address(owner)) // first.itemsize
-    total = (expected - _address(first)) // first.itemsize
-    return owner.reshape(-1)[start : start + total]

@@ -19,14 +19,14 @@ from __future__ import annotations
 import copy
 import functools
 import operator
-import weakref
 from collections.abc import Callable
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from minireg._engine.blocking import apply_blocked, contiguous_span
+from minireg._engine.blocking import apply_blocked
+from minireg._engine.flat import remember_slots, span_of
 from minireg.parameter import Parameter
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def init_group_state(optimizer: Optimizer, group: dict[str, Any]) -> None:
     into views, so it is flat too and the flat step applies.
     """
     params = group["params"]
-    data = contiguous_span([p.data for p in params]) if len(params) > 1 else None
+    data = span_of([p.data for p in params]) if len(params) > 1 else None
     if data is None:
         for p in params:
             optimizer.state[p] = optimizer._init_state(p, group)
@@ -75,12 +75,6 @@ def init_group_state(optimizer: Optimizer, group: dict[str, Any]) -> None:
         optimizer.state[p] = s
     whole = optimizer._init_state(Parameter(data), group)
     _scatter(optimizer, params, states, whole, {})
-
-
-# optimizer -> {id(group): (group, its arrays, their flat spans or None)}; see _flat_layout.
-_layouts: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, Any, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _step_flat(optimizer: Optimizer, group: dict[str, Any]) -> bool:
@@ -110,7 +104,7 @@ def _step_flat(optimizer: Optimizer, group: dict[str, Any]) -> bool:
             values = list(map(float, map(operator.itemgetter(key), states)))
             if values.count(values[0]) != len(values):
                 return False
-        layout = _flat_layout(optimizer, group, params, states, element_keys)
+        layout = _flat_layout(params, states, element_keys)
     except KeyError:
         return False
     if layout is None:
@@ -127,36 +121,18 @@ def _step_flat(optimizer: Optimizer, group: dict[str, Any]) -> bool:
 
 
 def _flat_layout(
-    optimizer: Optimizer,
-    group: dict[str, Any],
-    params: list[Parameter],
-    states: list[dict[str, Any]],
-    element_keys: list[str],
+    params: list[Parameter], states: list[dict[str, Any]], element_keys: list[str]
 ) -> dict[str, np.ndarray] | None:
-    """The spans over the group's data, grads and element state, or ``None``.
-
-    Finding them checks every array's address; the answer (also a ``None``) is cached
-    per group and reused as long as the very same array objects are in place.
-    """
+    """The spans over the group's data, grads and element state, or ``None``
+    (:func:`minireg._engine.flat.span_of`: each must be recorded views, end to end)."""
     arrays = {"data": list(map(_data, params)), "grad": list(map(_grad, params))}
     arrays.update({key: list(map(operator.itemgetter(key), states)) for key in element_keys})
-    cache = _layouts.setdefault(optimizer, {})
-    cached = cache.get(id(group))
-    if (
-        cached is not None
-        and cached[0] is group
-        and cached[1].keys() == arrays.keys()
-        and all(all(map(operator.is_, arrays[k], cached[1][k])) for k in arrays)
-    ):
-        return cached[2]
     spans: dict[str, np.ndarray] = {}
     for key, values in arrays.items():
-        span = contiguous_span(values)
-        if span is None:  # not flat: remembered too, so later steps do not look again
-            cache[id(group)] = (group, arrays, None)
+        span = span_of(values)
+        if span is None:
             return None
         spans[key] = span
-    cache[id(group)] = (group, arrays, spans)
     return spans
 
 
@@ -181,8 +157,10 @@ def _scatter(
                     counter[...] = value
                 else:
                     s[key] = copy.deepcopy(value)
-        elif layout.get(key) is not value:
-            start = 0
+        elif layout.get(key) is not value:  # made in this step: split it into views
+            start, views = 0, []
             for p, s in zip(params, states):
                 s[key] = value[start : start + p.size].reshape(p.shape)
+                views.append(s[key])
                 start += p.size
+            remember_slots(value, views)

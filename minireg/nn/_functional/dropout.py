@@ -1,5 +1,8 @@
 r"""Dropout kernels: element-wise (Srivastava et al., 2014) and channel-wise (Tompson et al., 2015).
 
+Step 7 of the reading path, with ``minireg/nn/init.py`` and gradient clipping.  Next:
+``minireg/nn/init.py``, then ``minireg/nn/utils/clip_grad.py``.
+
 Inverted dropout keeps each unit with probability :math:`1-p` and rescales the survivors
 so that the expected output equals the input:
 
@@ -20,18 +23,19 @@ The pieces are separate so a backward pass (or a test) can reuse a mask:
 :func:`dropout1d`/:func:`dropout2d`/:func:`dropout3d` are ``torch.nn.functional``'s
 functions, with an extra ``generator`` and an opt-in ``return_mask`` (as torch's pooling
 functions have ``return_indices``).  NumPy cannot reproduce torch's random stream, so
-masks agree with torch in law, not draw by draw.
+masks agree with torch in law, not draw by draw.  How the mask is drawn and how
+:math:`1/(1-p)` is rounded are in :mod:`minireg.numerics` (:func:`~minireg.numerics.bernoulli`,
+:func:`~minireg.numerics.dropout_scale`).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from minireg.random import resolve
+from minireg.numerics import bernoulli, dropout_scale
 
 __all__ = [
     "channel_mask_shape",
@@ -50,44 +54,15 @@ DropoutResult = np.ndarray | tuple[np.ndarray, Mask | None]
 
 
 # ---------------------------------------------------------------------------- kernels
-# The keep test u_i < 1-p is made on a grid of 2**-RESOLUTION_BITS: the keep probability
-# is 1-p rounded to a multiple of 2**-40 (within 2**-41 ≈ 4.5e-13 of 1-p).
-RESOLUTION_BITS = 40
-FIRST_BITS = 8  # the random bits every entry draws; the other 32 only on a tie (1 in 256)
-
-
-def _random_bytes(generator: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` independent uniform bytes: the bytes of ``ceil(n/8)`` uniform 64-bit integers.
-
-    (``generator.integers(0, 256, n, dtype=np.uint8)`` has the same law but is 3× slower.)
-    """
-    words = generator.integers(0, 2**64, -(-n // 8), dtype=np.uint64)
-    return words.view(np.uint8)[:n]
-
-
 def dropout_mask(
     shape: tuple[int, ...], p: float, generator: np.random.Generator | None = None
 ) -> Mask:
-    r"""A boolean keep mask of ``shape``: each entry ``True`` with probability :math:`1-p`.
+    r"""A boolean keep mask of ``shape``: :math:`m_i \sim \mathrm{Bernoulli}(1-p)`, independently.
 
-    :math:`m_i \sim \mathrm{Bernoulli}(1-p)` independently, drawn as :math:`u_i < 1-p` with
-    :math:`u_i` uniform on the multiples of :math:`2^{-40}` in :math:`[0, 1)`, so the keep
-    probability is :math:`t/2^{40}`, :math:`t = \mathrm{round}((1-p)\,2^{40})`.  The bits of
-    :math:`u_i` are drawn lazily, most significant first (Knuth and Yao, 1976): write
-    :math:`u_i = (b_i + r_i 2^{-32})/2^8` and :math:`t = h\,2^{32} + \ell` with a random
-    byte :math:`b_i` and 32-bit :math:`r_i`.  Then :math:`b_i < h` keeps, :math:`b_i > h`
-    drops, and only a tie :math:`b_i = h` (probability 1/256) needs :math:`r_i`: keep iff
-    :math:`r_i < \ell`.  About 8 random bits per entry instead of 32 or 64.
+    ``True`` (kept) with probability :math:`1-p` (to within :math:`2^{-41}`: see
+    :func:`minireg.numerics.bernoulli`).
     """
-    generator = resolve(generator)
-    rest = RESOLUTION_BITS - FIRST_BITS
-    high, low = divmod(round((1.0 - float(p)) * 2**RESOLUTION_BITS), 2**rest)
-    first = _random_bytes(generator, math.prod(shape))
-    keep = first < high
-    if low:  # with low == 0 a tie is a drop, as ``first < high`` already says
-        tie = np.flatnonzero(first == high)
-        keep[tie] = generator.integers(0, 2**rest, tie.size, dtype=np.uint64) < low
-    return keep.reshape(shape)
+    return bernoulli(shape, 1 - float(p), generator)
 
 
 def channel_mask_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -100,49 +75,40 @@ def channel_mask_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[0], shape[1]) + (1,) * (len(shape) - 2)
 
 
-def _apply_mask(x: np.ndarray, mask: Mask, p: float, out: np.ndarray) -> np.ndarray:
-    r"""``out`` :math:`= x \odot m/(1-p)`, rounded as torch rounds it.
-
-    torch multiplies ``x`` by the noise ``m / (1-p)`` computed in ``x``'s dtype, i.e. by 0
-    or :math:`s = \mathrm{fl}(1/\mathrm{fl}(1-p))` (``x / (1-p)`` differs from ``x * s`` by
-    an ULP for many ``x`` when :math:`p \ne 0.5`).  Here :math:`(x \odot m) \cdot s`, two
-    in-place passes and no noise array: the same numbers, since :math:`x \cdot 1` is exact
-    and :math:`(x \cdot 0) \cdot s` keeps the sign of :math:`x \cdot 0` (and its ``nan``
-    for an infinite ``x``).  At :math:`p = 1` the result is :math:`x \cdot 0`.
-    """
-    zero_or_scale = np.zeros((), x.dtype) if p == 1 else x.dtype.type(1) / x.dtype.type(1 - p)
-    with np.errstate(invalid="ignore"):  # inf * 0 = nan, silently, as in torch
-        np.multiply(x, mask, out=out)  # x_i, or x_i * 0
-        return np.multiply(out, zero_or_scale, out=out)
-
-
 def dropout_with_mask(
     input: np.ndarray, mask: Mask | None, p: float, inplace: bool = False
 ) -> np.ndarray:
     r"""Inverted dropout with a given keep mask: :math:`y = x \odot m/(1-p)`.
 
     ``mask`` is boolean and broadcasts to ``input`` (element-wise or channel-wise);
-    ``None`` means dropout is inactive and returns ``input`` itself.  At :math:`p = 1` the
-    result is :math:`x \cdot 0` whatever the mask (so ``inf`` and ``nan`` give ``nan``).
-    ``inplace=True`` writes the result into ``input`` and returns it.
+    ``None`` means dropout is inactive and returns ``input`` itself.  torch multiplies
+    :math:`x` by the noise :math:`m/(1-p)`, that is by 0 or by :math:`s`, :math:`1/(1-p)`
+    rounded as torch rounds it (:func:`minireg.numerics.dropout_scale`); :math:`x \cdot m
+    \cdot s` gives the same numbers, as :math:`x \cdot 1` is exact and :math:`(x \cdot 0)
+    \cdot s` keeps the sign (and the ``nan``) of :math:`x \cdot 0`.  At
+    :math:`p = 1` the result is :math:`x \cdot 0` whatever the mask (so ``inf`` and ``nan``
+    give ``nan``).  ``inplace=True`` writes the result into ``input`` and returns it.
     """
     x = np.asarray(input)
     if mask is None:
         return x
-    return _apply_mask(x, mask, p, out=x if inplace else np.empty_like(x))
+    s = dropout_scale(p, x.dtype)  # 1/(1-p), rounded as torch rounds it
+    with np.errstate(invalid="ignore"):  # a dropped inf: inf * 0 = nan, silently, as in torch
+        if not inplace:
+            return np.asarray(x * mask * s)  # (a 0-d x would give a NumPy scalar)
+        x *= mask
+        x *= s
+    return x
 
 
 def dropout_backward(grad_output: np.ndarray, mask: Mask | None, p: float) -> np.ndarray:
     r"""Gradient through dropout with the forward pass's mask.
 
-    :math:`\partial L/\partial x = g \odot m/(1-p)`, with :math:`g = \partial L/\partial y`.
-
-    ``mask=None`` (dropout was inactive) passes the gradient through unchanged.
+    :math:`\partial L/\partial x = g \odot m/(1-p)`, with :math:`g = \partial L/\partial y`:
+    the forward product applied to :math:`g`.  ``mask=None`` (dropout was inactive)
+    passes the gradient through unchanged.
     """
-    g = np.asarray(grad_output)
-    if mask is None:
-        return g
-    return _apply_mask(g, mask, p, out=np.empty_like(g))
+    return dropout_with_mask(grad_output, mask, p)
 
 
 # ---------------------------------------------------------------------------- torch's functions
@@ -161,7 +127,7 @@ def _check_p(p: float) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _elementwise(shape: tuple[int, ...]) -> tuple[int, ...]:
+def _same_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
@@ -170,38 +136,32 @@ def _unbatched_mask_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return channel_mask_shape((1, *shape))[1:]
 
 
-def _dropout_impl(
+def _keep_mask(
     x: np.ndarray,
     p: float,
     training: bool,
-    inplace: bool,
     generator: np.random.Generator | None,
-    mask_shape: Callable[[tuple[int, ...]], tuple[int, ...]] = _elementwise,
-) -> tuple[np.ndarray, Mask | None]:
-    """torch's shared dropout path (ATen ``_dropout_impl``).
+    mask_shape: Callable[[tuple[int, ...]], tuple[int, ...]],
+) -> Mask | None:
+    """The keep mask for ``x``, drawn when and as torch's dropout draws its noise.
 
-    ``mask_shape`` maps the input's shape to the mask's (element-wise or channel-wise);
-    it is consulted only when a mask is drawn, as torch builds its noise only then.
-    Returns the output and the mask that backward needs (``None`` when inactive).
+    ``None`` when dropout is inactive (``p = 0``, eval mode, an empty input); all ``False``
+    at ``p = 1``, where torch draws no noise; else :func:`dropout_mask` of
+    ``mask_shape(x.shape)`` (element-wise or channel-wise), a shape consulted only then,
+    as torch builds its noise only then (ATen ``_dropout_impl``).
     """
     # nan slips past the Python-level check (_check_p); torch's C++ check catches it.
     if not (p >= 0 and p <= 1):
         raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {p}")
     if p == 0 or not training or x.size == 0:
-        return x, None  # torch returns the input object itself
+        return None  # so that the output is the input object itself, as in torch
     if p == 1:
-        mask = np.zeros(x.shape, dtype=bool)  # nothing kept; torch draws no noise here
-        return dropout_with_mask(x, mask, 1.0, inplace), mask
+        return np.zeros(x.shape, dtype=bool)
     shape = mask_shape(x.shape)
     if not np.issubdtype(x.dtype, np.floating):
         name = _TORCH_DTYPE_NAMES.get(x.dtype.name, x.dtype.name)
         raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
-    mask = dropout_mask(shape, p, generator)
-    return dropout_with_mask(x, mask, p, inplace), mask
-
-
-def _finish(result: tuple[np.ndarray, Mask | None], return_mask: bool) -> DropoutResult:
-    return result if return_mask else result[0]
+    return dropout_mask(shape, p, generator)
 
 
 def dropout(
@@ -214,7 +174,10 @@ def dropout(
     return_mask: bool = False,
 ) -> DropoutResult:
     r"""``torch.nn.functional.dropout``: zero each element with probability ``p``, scale the
-    rest by :math:`1/(1-p)`.
+    rest by :math:`1/(1-p)` (Srivastava et al., 2014).
+
+    .. math::
+        m_i \sim \mathrm{Bernoulli}(1-p), \qquad y = x \odot \frac{m}{1-p}
 
     As torch: ``training`` defaults to ``True``; ``p == 0``, ``training=False`` or an empty
     input return ``input`` itself; ``p == 1`` returns :math:`x\cdot 0`.  With
@@ -223,7 +186,9 @@ def dropout(
     """
     _check_p(p)
     x = np.asarray(input)
-    return _finish(_dropout_impl(x, p, training, inplace, generator), return_mask)
+    m = _keep_mask(x, p, training, generator, _same_shape)  # m_i ~ Bernoulli(1-p)
+    y = dropout_with_mask(x, m, p, inplace)  # y = x ⊙ m/(1-p)
+    return (y, m) if return_mask else y
 
 
 def dropout1d(
@@ -249,7 +214,9 @@ def dropout1d(
             "(i.e. 2D or 3D inputs)."
         )
     shape = channel_mask_shape if x.ndim == 3 else _unbatched_mask_shape
-    return _finish(_dropout_impl(x, p, training, inplace, generator, shape), return_mask)
+    m = _keep_mask(x, p, training, generator, shape)  # one m per (sample, channel)
+    y = dropout_with_mask(x, m, p, inplace)
+    return (y, m) if return_mask else y
 
 
 def dropout2d(
@@ -287,9 +254,9 @@ def dropout2d(
             "channel-wise dropout behavior, please switch to using dropout1d instead.",
             stacklevel=2,
         )
-    return _finish(
-        _dropout_impl(x, p, training, inplace, generator, channel_mask_shape), return_mask
-    )
+    m = _keep_mask(x, p, training, generator, channel_mask_shape)
+    y = dropout_with_mask(x, m, p, inplace)
+    return (y, m) if return_mask else y
 
 
 def dropout3d(
@@ -319,4 +286,6 @@ def dropout3d(
             stacklevel=2,
         )
     shape = channel_mask_shape if x.ndim == 5 else _unbatched_mask_shape
-    return _finish(_dropout_impl(x, p, training, inplace, generator, shape), return_mask)
+    m = _keep_mask(x, p, training, generator, shape)
+    y = dropout_with_mask(x, m, p, inplace)
+    return (y, m) if return_mask else y

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from minireg.nn.utils.flat import FlatParameters, flatten_parameters
+from minireg._engine.flat import FlatParameters, flatten_parameters
 from minireg.parameter import Parameter
 
 
