@@ -1,6 +1,7 @@
 """minireg: the techniques that make deep networks train well, as readable NumPy kernels.
 
-Every public name mirrors PyTorch's (``torch.`` becomes ``minireg.``); see ``API.md``.
+Every public name mirrors PyTorch's (``torch.`` becomes ``minireg.``); the contract is
+the study site's "contract" page (``docs/contract.rst``).
 Importing minireg needs NumPy alone.
 """
 
