@@ -54,6 +54,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.clipping", "draw",
         "gradient norm and loss with and without clip_grad_norm_ at a too-high lr",
     ),
+    "activations": (
+        "plots.activations", "draw",
+        "gradient norm per layer at depth 10-20 for sigmoid/tanh/ReLU/LeakyReLU; dead ReLU units",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
