@@ -58,6 +58,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.activations", "draw",
         "gradient norm per layer at depth 10-20 for sigmoid/tanh/ReLU/LeakyReLU; dead ReLU units",
     ),
+    "symmetry": (
+        "plots.symmetry", "draw",
+        "zero and constant vs random vs too-large init: spread between hidden units, loss",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
