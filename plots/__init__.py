@@ -62,6 +62,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.symmetry", "draw",
         "zero and constant vs random vs too-large init: spread between hidden units, loss",
     ),
+    "norm_batch_size": (
+        "plots.norm_batch_size", "draw",
+        "BatchNorm vs LayerNorm vs GroupNorm vs none at batch sizes 2, 4, 16, 64",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",

@@ -63,6 +63,7 @@ def build_mlp(
     batchnorm: bool = False,
     norm: str | None = None,
     dropout: float = 0.0,
+    hidden_bias: bool = True,
     dtype: Any = None,
 ) -> Any:
     """``Linear → [norm] → act → [Dropout]`` per hidden layer, then a last Linear.
@@ -71,12 +72,14 @@ def build_mlp(
     holds parameters (a NumPy dtype for minireg, a torch dtype for torch).  ``norm`` is a
     key of :data:`NORMS` (``batchnorm=True`` is short for ``norm="BatchNorm1d"``);
     ``activation`` names the layer class (``"Tanh"``, ``"ReLU"``, ``"LeakyReLU"``, ...).
+    ``hidden_bias=False`` drops the hidden Linears' biases (usual before BatchNorm, whose
+    mean subtraction cancels them).
     """
     factory = {} if dtype is None else {"dtype": dtype}
     norm = "BatchNorm1d" if batchnorm else norm
     layers: list[Any] = []
     for n_in, n_out in itertools.pairwise(sizes[:-1]):
-        layers.append(nn.Linear(n_in, n_out, **factory))
+        layers.append(nn.Linear(n_in, n_out, bias=hidden_bias, **factory))
         if norm is not None:
             layers.append(NORMS[norm](nn, n_out, factory))
         layers.append(getattr(nn, activation)())
