@@ -66,6 +66,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.norm_batch_size", "draw",
         "BatchNorm vs LayerNorm vs GroupNorm vs none at batch sizes 2, 4, 16, 64",
     ),
+    "batch_size": (
+        "plots.batch_size", "draw",
+        "small vs large batch at equal epochs: train/validation gap, loss along random directions",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
