@@ -70,6 +70,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.batch_size", "draw",
         "small vs large batch at equal epochs: train/validation gap, loss along random directions",
     ),
+    "label_smoothing_mixup": (
+        "plots.label_smoothing_mixup", "draw",
+        "plain cross-entropy vs label smoothing 0.1 vs mixup: reliability, confidence, val NLL",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
