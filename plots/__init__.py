@@ -74,6 +74,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.label_smoothing_mixup", "draw",
         "plain cross-entropy vs label smoothing 0.1 vs mixup: reliability, confidence, val NLL",
     ),
+    "bagging": (
+        "plots.bagging", "draw",
+        "bootstrap ensemble of MLPs vs one: prediction variance, ensemble and out-of-bag error, vote",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
