@@ -78,6 +78,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.bagging", "draw",
         "bootstrap ensemble of MLPs vs one: prediction variance, ensemble and out-of-bag error, vote",
     ),
+    "cross_validation": (
+        "plots.cross_validation", "draw",
+        "5-fold CV (mean ± std over folds) choosing Adam's weight decay, against the test error",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
