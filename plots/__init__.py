@@ -82,6 +82,10 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.cross_validation", "draw",
         "5-fold CV (mean ± std over folds) choosing Adam's weight decay, against the test error",
     ),
+    "noise_robustness": (
+        "plots.noise_robustness", "draw",
+        "gaussian input noise and rotation augmentation vs none on 16 points: boundary, robustness",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",
