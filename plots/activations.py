@@ -152,7 +152,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     with timed(result):
         torch = optional_torch()
         depths = [10, 20] if quick else list(range(10, 21, 2))
-        steps, every = (100, 20) if quick else (400, 20)
+        steps, every = (40, 10) if quick else (400, 20)
         fig, axes = plt.subplots(2, 3, figsize=(16, 9.2))
         fig.subplots_adjust(left=0.05, right=0.98, top=0.91, bottom=0.09, hspace=0.38, wspace=0.24)
         (d10_ax, d20_ax, ratio_ax), (dead_ax, zero_ax, loss_ax) = axes

@@ -126,7 +126,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     with timed(result):
         training = require("minireg.training")
         torch = optional_torch()
-        members, steps = (4, 80) if quick else (10, 200)
+        members, steps = (3, 40) if quick else (10, 200)
         fig, axes = plt.subplots(1, 4, figsize=(18, 5.4))
         fig.subplots_adjust(left=0.04, right=0.99, top=0.83, bottom=0.15, wspace=0.24)
         fit_ax, var_ax, error_ax, vote_ax = axes

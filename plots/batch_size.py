@@ -76,8 +76,6 @@ def loss_along(
     pair: Twins, d: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``L(θ + α d)`` on ``(x, y)`` for every α in :data:`ALPHAS`, for both twins."""
-    import torch
-
     ours0 = {k: np.array(v, copy=True) for k, v in pair.model.state_dict().items()}
     theirs0 = (
         None if pair.twin is None else {k: v.clone() for k, v in pair.twin.state_dict().items()}
@@ -86,6 +84,8 @@ def loss_along(
     for alpha in ALPHAS:
         pair.model.load_state_dict({k: v + alpha * d[k] for k, v in ours0.items()})
         if theirs0 is not None:
+            import torch
+
             pair.twin.load_state_dict(
                 {k: v + alpha * torch.from_numpy(d[k]) for k, v in theirs0.items()}
             )
@@ -131,7 +131,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     result = FigureResult("batch_size", tolerance=TOLERANCE)
     with timed(result):
         torch = optional_torch()
-        epochs, every, directions = (15, 5, 2) if quick else (60, 4, 4)
+        epochs, every, directions = (8, 4, 1) if quick else (60, 4, 4)
         fig, axes = plt.subplots(1, 3, figsize=(16, 5.4))
         fig.subplots_adjust(left=0.05, right=0.98, top=0.83, bottom=0.15, wspace=0.24)
         curve_ax, gap_ax, flat_ax = axes

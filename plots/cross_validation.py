@@ -63,8 +63,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     with timed(result):
         kfold_indices = require("minireg.training.kfold_indices")
         torch = optional_torch()
-        steps = 60 if quick else 150
-        lambdas = LAMBDAS[::2] + LAMBDAS[-1:] if quick else LAMBDAS
+        steps = 25 if quick else 150
+        lambdas = (LAMBDAS[0], LAMBDAS[2], LAMBDAS[-1]) if quick else LAMBDAS
         x, y = wave(N_TRAIN, seed=0, noise=NOISE)
         xt, yt = wave(1000, seed=1, noise=NOISE)
         folds = list(

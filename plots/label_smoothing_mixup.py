@@ -117,7 +117,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     result = FigureResult("label_smoothing_mixup", tolerance=TOLERANCE)
     with timed(result):
         torch = optional_torch()
-        steps, every = (150, 25) if quick else (600, 25)
+        steps, every = (60, 20) if quick else (600, 25)
         fig, axes = plt.subplots(1, 3, figsize=(16, 5.4))
         fig.subplots_adjust(left=0.05, right=0.98, top=0.83, bottom=0.15, wspace=0.24)
         reliability_ax, hist_ax, nll_ax = axes

@@ -116,7 +116,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     result = FigureResult("noise_robustness", tolerance=TOLERANCE)
     with timed(result):
         torch = optional_torch()
-        steps, every = (100, 10) if quick else (300, 10)
+        steps, every = (40, 10) if quick else (300, 10)
         methods = [m for m in METHODS if quick is False or "0.1" not in m and "0.4" not in m]
         fig, (region_ax, loss_ax, robust_ax) = plt.subplots(1, 3, figsize=(16, 5.6))
         fig.subplots_adjust(left=0.04, right=0.98, top=0.84, bottom=0.14, wspace=0.22)

@@ -111,7 +111,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     result = FigureResult("norm_batch_size", tolerance=TOLERANCE)
     with timed(result):
         torch = optional_torch()
-        steps = 50 if quick else 250
+        steps = 25 if quick else 250
         fig, axes = plt.subplots(1, 4, figsize=(17, 5.4))
         fig.subplots_adjust(left=0.045, right=0.985, top=0.83, bottom=0.15, wspace=0.27)
         train_ax, val_ax, mode_ax, curve_ax = axes

@@ -123,7 +123,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
     result = FigureResult("symmetry", tolerance=TOLERANCE)
     with timed(result):
         torch = optional_torch()
-        steps = 100 if quick else 400
+        steps = 50 if quick else 400
         fig = plt.figure(figsize=(16, 9.4))
         grid = fig.add_gridspec(
             2, 4, height_ratios=[1.0, 1.0], hspace=0.42, wspace=0.28,
