@@ -54,6 +54,38 @@ FIGURES: dict[str, tuple[str, str, str]] = {
         "plots.clipping", "draw",
         "gradient norm and loss with and without clip_grad_norm_ at a too-high lr",
     ),
+    "activations": (
+        "plots.activations", "draw",
+        "gradient norm per layer at depth 10-20 for sigmoid/tanh/ReLU/LeakyReLU; dead ReLU units",
+    ),
+    "symmetry": (
+        "plots.symmetry", "draw",
+        "zero and constant vs random vs too-large init: spread between hidden units, loss",
+    ),
+    "norm_batch_size": (
+        "plots.norm_batch_size", "draw",
+        "BatchNorm vs LayerNorm vs GroupNorm vs none at batch sizes 2, 4, 16, 64",
+    ),
+    "batch_size": (
+        "plots.batch_size", "draw",
+        "small vs large batch at equal epochs: train/validation gap, loss along random directions",
+    ),
+    "label_smoothing_mixup": (
+        "plots.label_smoothing_mixup", "draw",
+        "plain cross-entropy vs label smoothing 0.1 vs mixup: reliability, confidence, val NLL",
+    ),
+    "bagging": (
+        "plots.bagging", "draw",
+        "bootstrap ensemble of MLPs vs one: prediction variance, ensemble and out-of-bag error, vote",
+    ),
+    "cross_validation": (
+        "plots.cross_validation", "draw",
+        "5-fold CV (mean ± std over folds) choosing Adam's weight decay, against the test error",
+    ),
+    "noise_robustness": (
+        "plots.noise_robustness", "draw",
+        "gaussian input noise and rotation augmentation vs none on 16 points: boundary, robustness",
+    ),
     "fidelity": (
         "plots.fidelity", "draw",
         "agreement dashboard: worst error vs torch per kernel, float32/float64, in ULPs",

@@ -1,7 +1,9 @@
 """``python -m plots [NAME ...] [--out DIR] [--quick] [--list]``: draw the gallery.
 
 With no names, every default figure is drawn into ``figures/``; opt-in figures (marked
-so in ``--list``, e.g. the ``speed`` benchmark) are drawn only when named.  One line per
+so in ``--list``, e.g. the ``speed`` benchmark) are drawn only when named.  ``--quick``
+draws small previews, so without ``--out`` it writes them to a fresh scratch folder
+(printed), never over the committed gallery in ``figures/``.  One line per
 figure: name, PNG path, seconds, and for comparison figures the worst
 ``|minireg - torch|`` it shows.
 """
@@ -20,6 +22,7 @@ import argparse
 import importlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,12 +42,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out",
-        default="figures",
+        default=None,
         metavar="DIR",
-        help="output folder, created if needed (default: figures)",
+        help="output folder, created if needed (default: figures; with --quick a fresh "
+        "scratch folder, printed)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="small, fast versions (for tests and previews)"
+        "--quick",
+        action="store_true",
+        help="small, fast versions (for tests and previews); never overwrites figures/ "
+        "unless --out says so",
     )
     parser.add_argument("--list", action="store_true", help="list figure names and exit")
     parser.add_argument(
@@ -116,7 +123,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from plots._style import MissingDependency, NeedsTorch
 
-    out_dir = Path(args.out)
+    if args.out is not None:
+        out_dir = Path(args.out)
+    elif args.quick:  # previews must not overwrite the committed gallery
+        out_dir = Path(tempfile.mkdtemp(prefix="minireg-gallery-quick-"))
+        print(f"--quick without --out: drawing into the scratch folder {out_dir}/", flush=True)
+    else:
+        out_dir = Path("figures")
     records: list[dict[str, object]] = []
     failures = 0
     start = time.perf_counter()

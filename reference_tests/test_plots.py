@@ -13,6 +13,11 @@ message and a non-zero exit (no traceback), ``--list`` lists every figure, and w
 torch the figures that can draw minireg alone still do while the dashboard says why it
 is skipped.  The dashboard's error metric gets a few property tests of its own.
 
+The lessons' figures (activations, symmetry, ...) are in the default run, so the gallery
+test above holds each to its tolerance; beside it, ``--quick`` without ``--out`` must
+leave the committed ``figures/`` alone, a figure with random draws (mixup) must be
+deterministic, and the shared twin helper must report a gap when the twins differ.
+
 The opt-in ``speed`` benchmark is smoke-tested in ``--quick`` mode (tiny sizes, 3 rounds):
 it draws, its JSON has a ratio for every benchmark, and a bare ``python -m plots`` (the
 gallery fixture) does not run it.
@@ -34,6 +39,16 @@ from plots import FIGURES, GROUPS, OPT_IN, resolve_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LESSON_FIGURES = [
+    "activations",
+    "symmetry",
+    "norm_batch_size",
+    "batch_size",
+    "label_smoothing_mixup",
+    "bagging",
+    "cross_validation",
+    "noise_robustness",
+]
 
 
 def _draw(name: str, out_dir: Path):
@@ -194,6 +209,81 @@ def test_drawing_is_deterministic(tmp_path):
     first = _draw("lr_schedules", tmp_path / "a").paths[0].read_bytes()
     second = _draw("lr_schedules", tmp_path / "b").paths[0].read_bytes()
     assert first == second
+
+
+def test_a_figure_with_random_draws_is_deterministic(tmp_path):
+    # mixup's permutations and Beta draws come from a seeded generator, not the default one
+    import minireg
+
+    minireg.manual_seed(1)
+    first = _draw("label_smoothing_mixup", tmp_path / "a")
+    minireg.manual_seed(2)
+    second = _draw("label_smoothing_mixup", tmp_path / "b")
+    assert first.paths[0].read_bytes() == second.paths[0].read_bytes()
+    assert first.data == second.data
+
+
+# ---------------------------------------------------------------------------- the lessons' figures
+def test_cli_list_shows_every_lesson_figure():
+    done = _run_cli("--list")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    for name in LESSON_FIGURES:
+        assert name in listed and name in FIGURES, name
+
+
+def _git_status(path: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(path)],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def test_quick_without_out_never_touches_the_committed_gallery():
+    import re
+    import shutil
+
+    gallery = ROOT / "figures"
+    before = {p.name: p.read_bytes() for p in gallery.glob("*.png")}
+    status = _git_status(gallery)
+    done = _run_cli("lr_schedules", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    match = re.search(r"scratch folder (\S+)/", done.stdout)
+    assert match, done.stdout
+    scratch = Path(match.group(1))
+    try:
+        assert scratch.resolve() != gallery.resolve()
+        assert (scratch / "lr_schedules.png").stat().st_size > 10_000
+        assert {p.name: p.read_bytes() for p in gallery.glob("*.png")} == before
+        assert _git_status(gallery) == status
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_twins_report_a_gap_only_when_the_twins_differ():
+    torch = pytest.importorskip("torch")
+    from plots._models import Twins
+
+    x = np.random.default_rng(0).standard_normal((16, 3))
+    y = np.random.default_rng(1).integers(0, 2, 16)
+    for lockstep in (False, True):
+        pair = Twins.mlp(
+            (3, 8, 2), "ReLU", torch, ("Adam", {"lr": 1e-2}), ("CrossEntropyLoss", {}),
+            norm="LayerNorm", lockstep=lockstep,
+        )  # fmt: skip
+        for _ in range(5):
+            pair.step(x, y)
+        pair.outputs(x)
+        pair.compare_weights()
+        assert pair.gap is not None and pair.gap < 1e-12
+        with torch.no_grad():  # a twin that is not a twin (one weight, so LayerNorm keeps it)
+            next(pair.twin.parameters())[0, 0] += 1e-6
+        pair.outputs(x)
+        assert pair.gap > 1e-8, lockstep
 
 
 # ---------------------------------------------------------------------------- opt-in figures
