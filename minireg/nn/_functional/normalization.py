@@ -58,6 +58,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import check_floating
+
 __all__ = [
     "batch_norm",
     "batch_norm_backward",
@@ -317,6 +319,7 @@ def batch_norm_with_statistics(
     elif eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     _check_batch_norm_arguments(input.shape[1], 1, running_mean, running_var, weight, bias, training)
+    check_floating(input, "batch_norm")
     return _batch_norm(input, running_mean, running_var, weight, bias, training, float(momentum), float(eps))
 
 
@@ -439,6 +442,7 @@ def instance_norm_with_statistics(
         raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
     copies, channels = input.shape[:2]
     _check_batch_norm_arguments(channels, copies, running_mean, running_var, weight, bias, use_input_stats)
+    check_floating(input, "batch_norm")
     mean_copies, var_copies = _repeat(running_mean, copies), _repeat(running_var, copies)
     output, mean, invstd = _batch_norm(
         _as_batch(input), mean_copies, var_copies, _repeat(weight, copies), _repeat(bias, copies),
@@ -537,6 +541,7 @@ def layer_norm(
     """
     input, normalized_shape = np.asarray(input), tuple(normalized_shape)
     _check_layer_norm_arguments(input, normalized_shape, weight, bias)
+    check_floating(input, "LayerNormKernelImpl", weight, bias)
     xhat, _ = _standardize(_by_sample(input, normalized_shape), over_batch=False, eps=float(eps))
     return _affine_(xhat, _flat(weight), _flat(bias)).reshape(input.shape)
 
@@ -628,6 +633,7 @@ def group_norm(
     """
     input = np.asarray(input)
     _check_group_norm_arguments(input, num_groups, weight, bias)
+    check_floating(input, "GroupNormKernelImpl", weight, bias)
     xhat, _ = _standardize(_grouped(input, num_groups), over_batch=False, eps=float(eps))
     xhat = _as_ncl(xhat.reshape(input.shape))  # gamma and beta apply per channel
     return _affine_(xhat, _per_channel(weight), _per_channel(bias)).reshape(input.shape)
