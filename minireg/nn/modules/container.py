@@ -1,7 +1,10 @@
 """``Sequential`` (a chain of modules) and ``Flatten`` (a reshape, with its backward).
 
 Sequential's backward runs the children's backward in reverse order: the chain rule,
-applied one layer at a time.
+applied one layer at a time.  It first checks that every child still holds the forward
+it recorded during this Sequential's forward, so that no child differentiates a forward
+run since on its own (or a second use of a shared child) and no gradient is written
+when one of them cannot go.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.module import Module
 
 __all__ = ["Flatten", "Sequential"]
@@ -55,12 +59,28 @@ class Sequential(Module):
         return self
 
     def forward(self, input: Any) -> Any:
+        records = []  # each child's record right after its call (None: it keeps none)
         for module in self:
             input = module(input)
+            records.append(module._forward_record)
+        self._record_forward(np.empty(0), input, records)
         return input
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        for module in reversed(list(self)):
+        (records,), grad_output = self._recorded_forward(grad_output)
+        children = list(self)
+        names = list(self._modules)
+        for name, module, record in zip(names, children, records, strict=True):
+            if module._forward_record is not record:
+                raise RuntimeError(
+                    f"Sequential.backward(): module [{name}] ({type(module).__name__}) ran "
+                    "another forward after this Sequential's forward (or is used twice in "
+                    "it), so its backward would not belong to this forward. Run the "
+                    "Sequential's forward again (other passes under minireg.no_grad())."
+                )
+            if record is not None:
+                module._check_backward_ready()  # e.g. its forward ran in eval mode
+        for module in reversed(children):
             grad_output = module.backward(grad_output)
         return grad_output
 
@@ -84,10 +104,9 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
-        self._input_shape: tuple[int, ...] | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "flatten")
         start = _wrap_dim(self.start_dim, input.ndim)
         end = _wrap_dim(self.end_dim, input.ndim)
         if start > end:
@@ -98,13 +117,12 @@ class Flatten(Module):
             output = input.reshape(1)  # torch: a 0-d tensor flattens to one element
         else:
             output = input.reshape(shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
-        self._input_shape = shape
+        self._record_forward(input, output, shape)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self._input_shape is None:
-            raise RuntimeError("Flatten.backward() called before forward()")
-        return np.asarray(grad_output).reshape(self._input_shape)
+        (shape,), grad_output = self._recorded_forward(grad_output)
+        return grad_output.reshape(shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

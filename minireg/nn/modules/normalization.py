@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from minireg.nn._functional import normalization as F
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.module import Module
-from minireg.parameter import Parameter, accumulate_grad
+from minireg.parameter import Parameter, accumulate_grads
 
 __all__ = ["GroupNorm", "LayerNorm"]
 
@@ -30,7 +31,7 @@ def _factory_dtype(dtype: Any) -> np.dtype:
 
 class _AffineNorm(Module):
     """What every normalisation layer shares: optional γ (ones) and β (zeros) of one
-    shape, what forward saves for backward, and adding their gradients in backward."""
+    shape, and adding their gradients (both or neither) in backward."""
 
     def __init__(self, shape: tuple[int, ...], affine: bool, bias: bool, dtype: Any) -> None:
         super().__init__()
@@ -44,7 +45,6 @@ class _AffineNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        self._saved: tuple[Any, ...] | None = None  # what backward needs, set by forward
 
     def reset_parameters(self) -> None:
         if self.weight is not None:
@@ -52,16 +52,8 @@ class _AffineNorm(Module):
         if self.bias is not None:
             self.bias.data.fill(0)
 
-    def _saved_for_backward(self) -> tuple[Any, ...]:
-        if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return self._saved
-
     def _accumulate_parameter_grads(self, grad_weight: np.ndarray, grad_bias: np.ndarray) -> None:
-        if self.weight is not None:
-            accumulate_grad(self.weight, grad_weight)
-        if self.bias is not None:
-            accumulate_grad(self.bias, grad_bias)
+        accumulate_grads([(self.weight, grad_weight), (self.bias, grad_bias)])
 
 
 class LayerNorm(_AffineNorm):
@@ -85,14 +77,14 @@ class LayerNorm(_AffineNorm):
         self.elementwise_affine = elementwise_affine
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "layer_norm")
         output = F.layer_norm(input, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps)
-        self._saved = (input,)
+        self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        (input,) = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        (input,), grad_output = self._recorded_forward(grad_output)
         grad_input, grad_weight, grad_bias = F.layer_norm_backward(
             grad_output, input, self.normalized_shape, _data(self.weight), self.eps
         )
@@ -128,14 +120,14 @@ class GroupNorm(_AffineNorm):
         self.affine = affine
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "group_norm")
         output = F.group_norm(input, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
-        self._saved = (input,)
+        self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        (input,) = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        (input,), grad_output = self._recorded_forward(grad_output)
         grad_input, grad_weight, grad_bias = F.group_norm_backward(
             grad_output, input, self.num_groups, _data(self.weight), self.eps
         )
