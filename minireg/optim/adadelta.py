@@ -12,6 +12,7 @@ from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     ema_of_squares_,
     increment,
     new_step_counter,
@@ -76,6 +77,7 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         # torch writes these as `not 0.0 <= x`, so NaN is rejected too; rho = 1 is allowed.
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")

@@ -12,6 +12,7 @@ from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     increment,
     new_step_counter,
     regularized_gradient,
@@ -79,6 +80,7 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         # torch writes these as `not 0.0 <= x`, so NaN is rejected too.
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")

@@ -12,6 +12,7 @@ from minireg._engine.blocking import apply_blocked, scratch_like
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     ema_of_squares_,
     increment,
     new_step_counter,
@@ -140,6 +141,7 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
         # torch's Adam (unlike NAdam and RAdam) insists on float betas: (0, 0.99) raises here.
         if not (isinstance(betas[0], float) and isinstance(betas[1], float)):

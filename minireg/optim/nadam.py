@@ -13,6 +13,7 @@ from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     ema_of_squares_,
     increment,
     new_step_counter,
@@ -110,6 +111,7 @@ class NAdam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
         if not 0.0 <= momentum_decay:
             raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")

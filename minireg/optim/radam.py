@@ -13,6 +13,7 @@ from minireg.optim.adam import check_adam_hyperparameters, lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     ema_of_squares_,
     increment,
     new_step_counter,
@@ -108,6 +109,7 @@ class RAdam(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
         defaults = dict(
             lr=lr,

@@ -13,6 +13,7 @@ from minireg.optim.adam import lerp_
 from minireg.optim.optimizer import (
     Optimizer,
     ParamsT,
+    check_lr,
     ema_of_squares_,
     increment,
     new_step_counter,
@@ -102,6 +103,7 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         # torch writes these as `not 0.0 <= x`, so NaN is rejected too; alpha > 1 is allowed.
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")

@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 
 from minireg._engine.blocking import apply_blocked, scratch_like
-from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative, regularized_gradient
+from minireg.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    check_lr,
+    check_nonnegative,
+    regularized_gradient,
+)
 from minireg.parameter import Parameter
 
 
@@ -82,6 +88,7 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_nonnegative(lr, "Invalid learning rate: {}")
         check_nonnegative(momentum, "Invalid momentum value: {}")
         check_nonnegative(weight_decay, "Invalid weight_decay value: {}")
