@@ -39,8 +39,9 @@ def is_grad_enabled() -> bool:
 
 def _set(mode: bool) -> None:
     if not isinstance(mode, bool):  # torch's check and words
+        kind = type(mode).__name__
         raise TypeError(
-            f"set_grad_enabled(): argument 'enabled' (position 1) must be bool, not {type(mode).__name__}"
+            f"set_grad_enabled(): argument 'enabled' (position 1) must be bool, not {kind}"
         )
     _state.enabled = mode
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor, check_not_complex
 from minireg.random import resolve
 
 __all__ = [
@@ -193,6 +194,7 @@ def _dropout_impl(
         mask = np.zeros(x.shape, dtype=bool)  # nothing kept; torch draws no noise here
         return dropout_with_mask(x, mask, 1.0, inplace), mask
     shape = mask_shape(x.shape)
+    check_not_complex(x, "bernoulli_scalar_cpu_")
     if not np.issubdtype(x.dtype, np.floating):
         name = _TORCH_DTYPE_NAMES.get(x.dtype.name, x.dtype.name)
         raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
@@ -222,7 +224,7 @@ def dropout(
     :func:`dropout_backward` (``None`` when dropout was inactive).
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout")
     return _finish(_dropout_impl(x, p, training, inplace, generator), return_mask)
 
 
@@ -240,7 +242,7 @@ def dropout1d(
     The mask has shape ``(N, C, 1)`` (``(C, 1)`` unbatched).  See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout1d")
     if x.ndim not in (2, 3):
         raise RuntimeError(
             f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. "
@@ -268,7 +270,7 @@ def dropout2d(
     See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout2d")
     if x.ndim not in (3, 4):
         warnings.warn(
             f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated "
@@ -308,7 +310,7 @@ def dropout3d(
     warn that they are deprecated).  See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout3d")
     if x.ndim not in (4, 5):
         warnings.warn(
             f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated "

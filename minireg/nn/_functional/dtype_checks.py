@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "as_tensor",
     "check_floating",
+    "check_not_complex",
     "check_real",
     "is_floating",
     "torch_dtype_name",
@@ -86,7 +87,18 @@ def check_real(*arrays: np.ndarray, name: str) -> None:
     """minireg's refusal of complex input where torch would accept it: its kernels are
     written for real numbers (a complex backward needs conjugates), see the README."""
     if any(a.dtype.kind == "c" for a in arrays):
-        raise NotImplementedError(f'"{name}" of complex input: minireg does not support complex tensors')
+        raise NotImplementedError(
+            f'"{name}" of complex input: minireg does not support complex tensors'
+        )
+
+
+def check_not_complex(input: np.ndarray, op_name: str) -> None:
+    """torch's dispatch error for a complex input to a kernel defined for real dtypes only
+    (integers get another error there, which the kernel raises itself)."""
+    if input.dtype.kind == "c":
+        raise NotImplementedError(
+            f"\"{op_name}\" not implemented for '{torch_dtype_name(input.dtype)}'"
+        )
 
 
 def check_floating(input: Any, op_name: str, *parameters: np.ndarray | None) -> None:
@@ -105,4 +117,4 @@ def check_floating(input: Any, op_name: str, *parameters: np.ndarray | None) -> 
         return
     if any(p is not None and np.asarray(p).dtype != dtype for p in parameters):
         raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
-    raise NotImplementedError(f'"{op_name}" not implemented for \'{torch_dtype_name(dtype)}\'')
+    raise NotImplementedError(f"\"{op_name}\" not implemented for '{torch_dtype_name(dtype)}'")

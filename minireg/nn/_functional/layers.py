@@ -216,12 +216,23 @@ def log_softmax(input: np.ndarray, dim: int) -> np.ndarray:
         \qquad m = \max_j x_j
     """
     input = as_tensor(input, "log_softmax")
+    _check_dim(dim, input.ndim)
     _check_log_softmax_dtype(input, dim)
     # initial=-inf lets an empty dimension through (its maximum is -inf), like torch; rows
     # of -inf give NaN and an empty dimension log(0), silently as in torch.
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = input - np.max(input, axis=dim, keepdims=True, initial=-np.inf)
         return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+
+
+def _check_dim(dim: int, ndim: int) -> None:
+    """torch's IndexError for a dimension out of range (a 0-d array counts as 1-d)."""
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(
+            "Dimension out of range "
+            f"(expected to be in range of [{-size}, {size - 1}], but got {dim})"
+        )
 
 
 def _check_log_softmax_dtype(input: np.ndarray, dim: int) -> None:
@@ -269,8 +280,9 @@ def _reduction_scale(grad_output: np.ndarray, size: int, reduction: str) -> np.n
 def _promoted(input: np.ndarray, target: np.ndarray) -> np.dtype:
     """torch's type promotion of two tensors: a floating dtype wins over an integer or
     boolean one whatever their sizes (NumPy would make float32 and int64 float64);
-    otherwise NumPy's rule, which agrees with torch's."""
-    if is_floating(input.dtype) != is_floating(target.dtype):
+    otherwise (complex among them too) NumPy's rule, which agrees with torch's."""
+    complex_ = input.dtype.kind == "c" or target.dtype.kind == "c"
+    if not complex_ and is_floating(input.dtype) != is_floating(target.dtype):
         return input.dtype if is_floating(input.dtype) else target.dtype
     return np.result_type(input.dtype, target.dtype)
 

@@ -58,7 +58,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from minireg.nn._functional.dtype_checks import check_floating
+from minireg.nn._functional.dtype_checks import as_tensor, check_floating
 
 __all__ = [
     "batch_norm",
@@ -311,14 +311,15 @@ def batch_norm_with_statistics(
     ``native_batch_norm`` returns them too).  Pass them to :func:`batch_norm_backward`
     to spare it recomputing them.
     """
-    input = np.asarray(input)
+    input = as_tensor(input, "batch_norm")
     if training:
         _verify_batch_size(input.shape, _shown(input.shape))
     if training and eps <= 0.0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     elif eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    _check_batch_norm_arguments(input.shape[1], 1, running_mean, running_var, weight, bias, training)
+    channels = input.shape[1] if input.ndim > 1 else 0  # torch counts 0 channels below 2-D
+    _check_batch_norm_arguments(channels, 1, running_mean, running_var, weight, bias, training)
     check_floating(input, "batch_norm")
     return _batch_norm(input, running_mean, running_var, weight, bias, training, float(momentum), float(eps))
 
@@ -433,7 +434,7 @@ def instance_norm_with_statistics(
     r""":func:`instance_norm` that also returns the statistics it normalised with:
     ``(output, save_mean, save_invstd)``, one :math:`\mu` and :math:`s` per (sample,
     channel), shaped ``(N, C)``, for :func:`instance_norm_backward`."""
-    input = np.asarray(input)
+    input = as_tensor(input, "instance_norm")
     if use_input_stats and math.prod(input.shape[2:]) == 1:
         raise ValueError(
             f"Expected more than 1 spatial element when training, got input size {_shown(input.shape)}"
@@ -539,7 +540,7 @@ def layer_norm(
     number of them); :math:`\gamma` and :math:`\beta` have shape ``normalized_shape``, one
     value per normalised element.  There is no training/evaluation difference.
     """
-    input, normalized_shape = np.asarray(input), tuple(normalized_shape)
+    input, normalized_shape = as_tensor(input, "layer_norm"), tuple(normalized_shape)
     _check_layer_norm_arguments(input, normalized_shape, weight, bias)
     check_floating(input, "LayerNormKernelImpl", weight, bias)
     xhat, _ = _standardize(_by_sample(input, normalized_shape), over_batch=False, eps=float(eps))
@@ -631,7 +632,7 @@ def group_norm(
     **channel**.  G = 1 is layer norm over ``(C, *spatial)`` with per-channel affine;
     G = C is instance norm.
     """
-    input = np.asarray(input)
+    input = as_tensor(input, "group_norm")
     _check_group_norm_arguments(input, num_groups, weight, bias)
     check_floating(input, "GroupNormKernelImpl", weight, bias)
     xhat, _ = _standardize(_grouped(input, num_groups), over_batch=False, eps=float(eps))
