@@ -16,6 +16,7 @@ import numpy as np
 
 from minireg.nn._functional import normalization as F
 from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn.modules.module import check_new_shape
 from minireg.nn.modules.normalization import _AffineNorm, _data, _factory_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -43,6 +44,7 @@ class _NormBase(_AffineNorm):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if track_running_stats:
+            check_new_shape((num_features,))
             self.register_buffer("running_mean", np.zeros(num_features, dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))

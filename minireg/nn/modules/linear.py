@@ -14,7 +14,7 @@ import numpy as np
 from minireg.nn import init
 from minireg.nn._functional import layers as F
 from minireg.nn._functional.dtype_checks import as_tensor
-from minireg.nn.modules.module import Module
+from minireg.nn.modules.module import Module, check_new_shape
 from minireg.parameter import Parameter, accumulate_grads
 
 __all__ = ["Identity", "Linear"]
@@ -59,6 +59,7 @@ class Linear(Module):
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        check_new_shape((out_features, in_features))
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         self.in_features = in_features
         self.out_features = out_features

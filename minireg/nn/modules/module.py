@@ -46,6 +46,16 @@ class ForwardRecord:
         self.saved = saved
 
 
+def check_new_shape(shape: tuple[int, ...]) -> None:
+    """torch's RuntimeError for a parameter or buffer of negative size (NumPy's would be a
+    ValueError), raised by a constructor before it makes anything."""
+    for size in shape:
+        if size < 0:
+            raise RuntimeError(
+                f"Trying to create tensor with negative dimension {size}: {list(shape)}"
+            )
+
+
 def check_grad_output(grad_output: Any, record: ForwardRecord) -> np.ndarray:
     """``grad_output`` checked against the recorded output, as ``torch.autograd.backward``
     checks it (torch's exception types and words), and cast to the output's dtype.

@@ -14,7 +14,7 @@ import numpy as np
 
 from minireg.nn._functional import normalization as F
 from minireg.nn._functional.dtype_checks import as_tensor
-from minireg.nn.modules.module import Module
+from minireg.nn.modules.module import Module, check_new_shape
 from minireg.parameter import Parameter, accumulate_grads
 
 __all__ = ["GroupNorm", "LayerNorm"]
@@ -37,6 +37,7 @@ class _AffineNorm(Module):
         super().__init__()
         dtype = _factory_dtype(dtype)
         if affine:
+            check_new_shape(shape)
             self.weight = Parameter(np.ones(shape, dtype))
             if bias:
                 self.bias = Parameter(np.zeros(shape, dtype))
