@@ -128,7 +128,9 @@ def test_classification_losses_refuse_integer_logits_like_torch(name, target):
     )
     both_integer = np.ones((2, 3), np.int64)
     assert_same_error(
-        lambda: torch.nn.BCEWithLogitsLoss()(torch.from_numpy(both_integer), torch.from_numpy(both_integer)),
+        lambda: torch.nn.BCEWithLogitsLoss()(
+            torch.from_numpy(both_integer), torch.from_numpy(both_integer)
+        ),
         lambda: nn.BCEWithLogitsLoss()(both_integer, both_integer),
     )
 
@@ -142,7 +144,9 @@ def test_parameter_of_integers_is_refused_like_torch(dtype):
         lambda: torch.nn.Parameter(torch.from_numpy(data)), lambda: minireg.Parameter(data)
     )
     kept = minireg.Parameter(data, requires_grad=False)  # torch allows it without gradients
-    assert kept.dtype == torch.nn.Parameter(torch.from_numpy(data), requires_grad=False).numpy().dtype
+    assert (
+        kept.dtype == torch.nn.Parameter(torch.from_numpy(data), requires_grad=False).numpy().dtype
+    )
 
 
 # ---------------------------------------------------------------------------- optimizers
@@ -163,12 +167,19 @@ def test_optimizer_loads_a_torch_state_dict_with_tensors_and_continues_like_torc
     step() then died inside lerp_ with the step counter left a torch tensor."""
     rng = np.random.default_rng(3)
     shapes = [(3, 2), (4,), ()]
-    ours_params, theirs_params = twin_parameters([rng.standard_normal(s).astype(dtype) for s in shapes], "cpu")
+    ours_params, theirs_params = twin_parameters(
+        [rng.standard_normal(s).astype(dtype) for s in shapes], "cpu"
+    )
     theirs = torch_cls(theirs_params, **kwargs)
     for _ in range(3):
-        set_grads(ours_params, theirs_params, [rng.standard_normal(s).astype(dtype) for s in shapes], "cpu")
+        set_grads(
+            ours_params,
+            theirs_params,
+            [rng.standard_normal(s).astype(dtype) for s in shapes],
+            "cpu",
+        )
         theirs.step()
-    for p, q in zip(ours_params, theirs_params):
+    for p, q in zip(ours_params, theirs_params, strict=True):
         p.data[...] = q.detach().numpy()
     ours = minireg_cls(ours_params, **kwargs)
     ours.load_state_dict(theirs.state_dict())  # as it is: tensors inside
@@ -178,13 +189,22 @@ def test_optimizer_loads_a_torch_state_dict_with_tensors_and_continues_like_torc
     loaded.load_state_dict(theirs.state_dict())
     theirs = loaded
     for state in ours.state.values():
-        assert all(isinstance(v, np.ndarray) for v in state.values() if not isinstance(v, (int, float)))
+        assert all(
+            isinstance(v, np.ndarray) for v in state.values() if not isinstance(v, (int, float))
+        )
     rtol, atol = tolerance(dtype, "cpu")
     for step in range(5):
-        set_grads(ours_params, theirs_params, [rng.standard_normal(s).astype(dtype) for s in shapes], "cpu")
+        set_grads(
+            ours_params,
+            theirs_params,
+            [rng.standard_normal(s).astype(dtype) for s in shapes],
+            "cpu",
+        )
         ours.step()
         theirs.step()
-        compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"step {step}")
+        compare_optimizer_state(
+            ours, theirs, ours_params, theirs_params, rtol, atol, f"step {step}"
+        )
 
 
 @pytest.mark.parametrize(
@@ -196,12 +216,16 @@ def test_an_lr_array_of_more_than_one_element_is_refused_like_torch(name, shape)
     ... is ambiguous"; torch raises ValueError("Tensor lr must be 1-element")."""
     lr = np.full(shape, 1e-3)
     assert_same_error(
-        lambda: getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], lr=torch.from_numpy(lr)),
+        lambda: getattr(torch.optim, name)(
+            [torch.nn.Parameter(torch.ones(2))], lr=torch.from_numpy(lr)
+        ),
         lambda: getattr(minireg.optim, name)([minireg.Parameter(np.ones(2))], lr=lr),
     )
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam"])
+@pytest.mark.parametrize(
+    "name", ["SGD", "Adam", "Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam"]
+)
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
 def test_a_one_element_lr_array_steps_like_torchs_tensor_lr(name, shape):
     lr = np.full(shape, 0.1)
@@ -284,5 +308,5 @@ def test_the_same_validation_under_no_grad_keeps_the_training_forward():
     reference_loss(reference(x), y)  # the same training step without any validation
     expected = reference.backward(reference_loss.backward())
     np.testing.assert_array_equal(grad_input, expected)
-    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
         np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
