@@ -182,8 +182,34 @@ def test_a_child_run_again_on_its_own_is_caught_by_the_sequential():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     model(np.ones((8, 3)))
     model[0](np.ones((5, 3)))  # e.g. probing the first layer by hand
-    with pytest.raises(RuntimeError, match=r"module \[0\] \(Linear\) ran another forward"):
+    with pytest.raises(RuntimeError, match=r"module \[0\] \(Linear\) ran a forward after"):
         model.backward(np.ones((8, 2)))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_children_run_one_by_one_are_one_pass_for_the_sequentials_backward():
+    """A loop over the children (to look at each layer's output) is a pass like model(x)."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x = np.random.default_rng(7).standard_normal((5, 3))
+    model(np.ones((8, 3)))  # an older pass: the loop below replaces it
+    h = x
+    for layer in model:
+        h = layer(h)
+    grad_input = model.backward(np.ones((5, 2)))
+    expected_grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model(x)
+    np.testing.assert_array_equal(model.backward(np.ones((5, 2))), grad_input)
+    for p, expected in zip(model.parameters(), expected_grads, strict=True):
+        np.testing.assert_array_equal(p.grad, expected)
+
+
+def test_children_run_out_of_step_are_not_one_pass():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    model(np.ones((8, 3)))
+    model[2](np.ones((5, 4)))  # the last layer alone, on another batch: ordered, but no chain
+    with pytest.raises(RuntimeError, match=r"output of module \[1\] has shape \(8, 4\).*\(5, 4\)"):
+        model.backward(np.ones((5, 2)))
     assert all(p.grad is None for p in model.parameters())
 
 

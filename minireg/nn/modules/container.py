@@ -1,14 +1,14 @@
 """``Sequential`` (a chain of modules) and ``Flatten`` (a reshape, with its backward).
 
 Sequential's backward runs the children's backward in reverse order: the chain rule,
-applied one layer at a time.  It first checks that every child still holds the forward
-it recorded during this Sequential's forward, so that no child differentiates a forward
-run since on its own (or a second use of a shared child) and no gradient is written
-when one of them cannot go.
+applied one layer at a time.  It first checks that the children's recorded forwards form
+one pass, in order (a child run again on its own since, or used twice, does not), and
+that each can be differentiated now, so that no gradient is written when one cannot.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import OrderedDict
@@ -59,30 +59,44 @@ class Sequential(Module):
         return self
 
     def forward(self, input: Any) -> Any:
-        records = []  # each child's record right after its call (None: it keeps none)
         for module in self:
             input = module(input)
-            records.append(module._forward_record)
-        self._record_forward(np.empty(0), input, records)
         return input
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        (records,), grad_output = self._recorded_forward(grad_output)
-        children = list(self)
-        names = list(self._modules)
-        for name, module, record in zip(names, children, records, strict=True):
-            if module._forward_record is not record:
-                raise RuntimeError(
-                    f"Sequential.backward(): module [{name}] ({type(module).__name__}) ran "
-                    "another forward after this Sequential's forward (or is used twice in "
-                    "it), so its backward would not belong to this forward. Run the "
-                    "Sequential's forward again (other passes under minireg.no_grad())."
-                )
-            if record is not None:
-                module._check_backward_ready()  # e.g. its forward ran in eval mode
-        for module in reversed(children):
+        self._check_chain()
+        for module in reversed(list(self)):
             grad_output = module.backward(grad_output)
         return grad_output
+
+    def _check_chain(self) -> None:
+        """Before any child writes a gradient: every child's recorded forward can be
+        differentiated now, and they form one chain, in order, each child's output the
+        next one's input (whether this Sequential ran them or a loop over its children).
+        A child run again on its own since, or used twice, breaks the chain."""
+        recorded = [
+            (name, module, module._forward_record)
+            for name, module in self._modules.items()
+            if module is not None and module._forward_record is not None
+        ]
+        for _, module, _ in recorded:
+            module._check_backward_ready()  # e.g. its forward ran in eval mode
+        for (name_a, a, record_a), (name_b, b, record_b) in itertools.pairwise(recorded):
+            if record_b.number <= record_a.number:
+                raise RuntimeError(
+                    f"Sequential.backward(): module [{name_a}] ({type(a).__name__}) ran a forward "
+                    f"after module [{name_b}] ({type(b).__name__}): it ran again on its own since "
+                    "this Sequential's forward, or it is used twice in it, so the recorded "
+                    "forwards are not one pass. Run the Sequential's forward again (other passes "
+                    "under minireg.no_grad())."
+                )
+            if record_b.input_shape != record_a.shape:
+                raise RuntimeError(
+                    f"Sequential.backward(): the recorded output of module [{name_a}] has shape "
+                    f"{record_a.shape}, but module [{name_b}] recorded an input of shape "
+                    f"{record_b.input_shape}: they are not one pass. Run the Sequential's "
+                    "forward again (other passes under minireg.no_grad())."
+                )
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

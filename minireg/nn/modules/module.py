@@ -16,6 +16,7 @@ its parameter gradients or none.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -30,20 +31,31 @@ from minireg.parameter import Parameter
 
 
 class ForwardRecord:
-    """What one forward left for its backward: the mode it ran in, its output's shape and
-    dtype, whether its input could carry a gradient (a floating input), and ``saved``,
-    the arrays the module's backward formula needs."""
+    """What one forward left for its backward: the mode it ran in, its input's shape, its
+    output's shape and dtype, whether its input could carry a gradient (a floating input),
+    ``saved``, the arrays the module's backward formula needs, and ``number``, which
+    orders all recorded forwards (a container checks that its children ran in order)."""
 
-    __slots__ = ("differentiable", "dtype", "saved", "shape", "training")
+    __slots__ = ("differentiable", "dtype", "input_shape", "number", "saved", "shape", "training")
 
     def __init__(
-        self, training: bool, output: np.ndarray, differentiable: bool, saved: tuple[Any, ...]
+        self,
+        training: bool,
+        input: np.ndarray,
+        output: np.ndarray,
+        differentiable: bool,
+        saved: tuple[Any, ...],
     ) -> None:
         self.training = training
+        self.input_shape: tuple[int, ...] = input.shape
         self.shape: tuple[int, ...] = output.shape
         self.dtype: np.dtype = output.dtype
         self.differentiable = differentiable
         self.saved = saved
+        self.number = next(_forward_numbers)
+
+
+_forward_numbers = itertools.count()
 
 
 def check_new_shape(shape: tuple[int, ...]) -> None:
@@ -175,8 +187,9 @@ class Module:
         is what the module's backward formula needs.
         """
         if is_grad_enabled():
-            differentiable = is_floating(np.asarray(input).dtype)
-            record = ForwardRecord(self.training, np.asarray(output), differentiable, saved)
+            input, output = np.asarray(input), np.asarray(output)
+            differentiable = is_floating(input.dtype)
+            record = ForwardRecord(self.training, input, output, differentiable, saved)
             object.__setattr__(self, "_forward_record", record)
 
     def _check_backward_ready(self) -> ForwardRecord:
