@@ -7,6 +7,7 @@ Importing minireg needs NumPy alone.
 
 from minireg import nn, optim, regularization, training
 from minireg._engine.blocking import get_num_threads, set_num_threads
+from minireg.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minireg.parameter import Parameter
 from minireg.random import default_generator, manual_seed
 
@@ -16,6 +17,10 @@ __all__ = [
     "default_generator",
     "get_num_threads",
     "set_num_threads",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
     "nn",
     "optim",
     "regularization",

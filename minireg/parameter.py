@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
+from minireg.nn._functional.dtype_checks import as_tensor
 
 
 class Parameter:
@@ -15,6 +18,8 @@ class Parameter:
     ``None`` until something writes a gradient of the same shape and dtype into it.
 
     Parameters hash and compare by identity, like tensors, so they can key optimizer state.
+    As in torch, only floating data can require gradients (integer or boolean data raise
+    torch's ``RuntimeError`` unless ``requires_grad=False``); complex data is not supported.
 
     ``_grad_slot`` is where a new gradient is stored (``None``: a fresh array); it is set
     by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer,
@@ -23,11 +28,15 @@ class Parameter:
 
     __slots__ = ("__weakref__", "_grad_offset", "_grad_slot", "data", "grad")
 
-    def __init__(self, data: Any, requires_grad: bool = True) -> None:
-        array = np.asarray(data)
-        if not np.issubdtype(array.dtype, np.floating):
-            # Integer data would make every in-place float update fail later; convert up front.
-            array = array.astype(np.float64)
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        # an ndarray or another array object (a CPU torch tensor); torch: None -> empty
+        array = np.empty(0) if data is None else as_tensor(data, "Parameter", "data")
+        if requires_grad and array.dtype.kind in "biu":  # torch's check and words
+            raise RuntimeError(
+                "Only Tensors of floating point and complex dtype can require gradients"
+            )
+        if array.dtype.kind == "c":  # torch allows them; minireg's kernels are real (see README)
+            raise NotImplementedError("minireg does not support complex parameters")
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self._grad_slot: np.ndarray | None = None
@@ -66,6 +75,29 @@ class Parameter:
         return f"Parameter containing:\n{self.data!r}"
 
 
+def accumulate_grads(pairs: Iterable[tuple[Parameter | None, np.ndarray]]) -> None:
+    """:func:`accumulate_grad` for each ``(param, grad)`` (a ``None`` param is skipped),
+    all or none: every gradient is checked against its parameter (and the gradient it
+    already has) before the first one is written."""
+    given = [(param, np.asarray(grad)) for param, grad in pairs if param is not None]
+    for param, grad in given:
+        _check_grad_fits(param, grad)
+    for param, grad in given:
+        accumulate_grad(param, grad)
+
+
+def _check_grad_fits(param: Parameter, grad: np.ndarray) -> None:
+    if grad.shape != param.shape:
+        raise RuntimeError(
+            f"gradient of shape {grad.shape} does not match parameter of shape {param.shape}"
+        )
+    if param.grad is not None and np.shape(param.grad) != param.shape:
+        raise RuntimeError(
+            f"the existing .grad of shape {np.shape(param.grad)} does not match parameter "
+            f"of shape {param.shape}"
+        )
+
+
 def accumulate_grad(param: Parameter, grad: np.ndarray) -> None:
     """Add ``grad`` into ``param.grad`` (creating it on first use), as torch's autograd does.
 
@@ -73,10 +105,7 @@ def accumulate_grad(param: Parameter, grad: np.ndarray) -> None:
     has one (see :func:`minireg.nn.utils.flatten_parameters`), else into a fresh array.
     """
     grad = np.asarray(grad)
-    if grad.shape != param.shape:
-        raise RuntimeError(
-            f"gradient of shape {grad.shape} does not match parameter of shape {param.shape}"
-        )
+    _check_grad_fits(param, grad)
     if param.grad is None:
         slot = getattr(param, "_grad_slot", None)  # absent in a Parameter unpickled from 0.1
         if slot is not None and slot.shape == param.shape and slot.dtype == param.dtype:

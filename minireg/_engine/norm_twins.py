@@ -29,6 +29,7 @@ import numpy as np
 from minireg.nn._functional.group_norm import by_group
 from minireg.nn._functional.instance_norm import as_batch, repeated
 from minireg.nn._functional.layer_norm import by_sample
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import (
     check_batch_norm,
     check_group_norm,
@@ -74,7 +75,7 @@ def batch_norm_with_statistics_(
     eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Twin of ``batch_norm_with_statistics``: the same checks, then :func:`native_batch_norm_`."""
-    input = np.asarray(input)
+    input = as_tensor(input, "batch_norm")
     check_batch_norm(input, running_mean, running_var, weight, bias, training, eps)
     return native_batch_norm_(
         input, running_mean, running_var, weight, bias, training, float(momentum), float(eps)
@@ -172,7 +173,7 @@ def instance_norm_with_statistics_(
     eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Twin of ``instance_norm_with_statistics``: :func:`native_batch_norm_` inside."""
-    input = np.asarray(input)
+    input = as_tensor(input, "instance_norm")
     check_instance_norm(input, running_mean, running_var, weight, bias, use_input_stats)
     n, c = input.shape[:2]
     mean_copies, var_copies = repeated(running_mean, n), repeated(running_var, n)
@@ -247,7 +248,7 @@ def layer_norm_(
     eps: float = 1e-5,
 ) -> np.ndarray:
     """Twin of ``layer_norm``: ``y`` is built in the memory of ``xhat``."""
-    input, normalized_shape = np.asarray(input), tuple(normalized_shape)
+    input, normalized_shape = as_tensor(input, "layer_norm"), tuple(normalized_shape)
     check_layer_norm(input, normalized_shape, weight, bias)
     xhat, _ = standardize_(by_sample(input, normalized_shape), float(eps))
     return _affine_(xhat, _flat(weight), _flat(bias)).reshape(input.shape)
@@ -287,7 +288,7 @@ def group_norm_(
     eps: float = 1e-5,
 ) -> np.ndarray:
     """Twin of ``group_norm``: ``y`` is built in the memory of ``xhat``."""
-    input = np.asarray(input)
+    input = as_tensor(input, "group_norm")
     check_group_norm(input, num_groups, weight, bias)
     xhat, _ = standardize_(by_group(input, num_groups), float(eps))
     xhat = as_ncl(xhat.reshape(input.shape))

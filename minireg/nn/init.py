@@ -83,6 +83,18 @@ def _check_floating(array: np.ndarray, kernel: str) -> None:
         )
 
 
+def _check_representable(dtype: np.dtype, *values: float) -> None:
+    """torch's RuntimeError for a number an integer dtype cannot hold (NumPy's would be
+    an OverflowError)."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        for value in values:
+            if not info.min <= value <= info.max:
+                raise RuntimeError(
+                    f"value cannot be converted to type {dtype.name} without overflow"
+                )
+
+
 # ------------------------------------------------------------------------------ sampling kernels
 def _fill_uniform(array: np.ndarray, low: float, high: float, generator: np.random.Generator) -> None:
     r"""Fill ``array`` with :math:`x = a + (b - a)\,u`, :math:`u \sim \mathcal{U}[0, 1)`.
@@ -314,6 +326,8 @@ def trunc_normal_(
             stacklevel=2,
         )
     mass = _normal_cdf((b - mean) / std) - _normal_cdf((a - mean) / std)
+    if mass > 0.3:  # torch's path that first converts the bounds to the array's dtype
+        _check_representable(array.dtype, a, b)
     generator = _random.resolve(generator)
     if mass > 0.3:
         _trunc_normal_by_redrawing(array, mean, std, a, b, generator)

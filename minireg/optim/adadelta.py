@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from minireg.numerics import regularized_gradient
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.optim.optimizer import Optimizer, ParamsT, check_lr, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -68,6 +68,7 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         # torch writes these as `not 0.0 <= x`, so NaN is rejected too; rho = 1 is allowed.
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from minireg.numerics import lerp, regularized_gradient
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.optim.optimizer import Optimizer, ParamsT, check_lr, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -110,6 +110,7 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
         # torch's Adam (unlike NAdam and RAdam) insists on float betas: (0, 0.99) raises here.
         if not (isinstance(betas[0], float) and isinstance(betas[1], float)):

@@ -129,6 +129,35 @@ def _warn_if_called_outside_step(scheduler: LRScheduler) -> None:
         )
 
 
+def _restoring_param_groups(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a scheduler's ``__init__`` so that, if it raises, the optimizer's param groups
+    are put back as they were (torch leaves them half set up: ``initial_lr`` written, an
+    lr changed): a rejected scheduler changes nothing."""
+
+    @functools.wraps(init)
+    def init_or_restore(self: Any, *args: Any, **kwargs: Any) -> None:
+        optimizer = kwargs.get("optimizer", args[0] if args else None)
+        if not isinstance(optimizer, Optimizer):
+            init(self, *args, **kwargs)
+            return
+        saved = [
+            [(k, v, v.copy() if isinstance(v, np.ndarray) else None) for k, v in group.items()]
+            for group in optimizer.param_groups
+        ]
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            for group, items in zip(optimizer.param_groups, saved, strict=True):
+                group.clear()
+                for key, value, copy in items:
+                    if copy is not None:
+                        value[...] = copy  # an array lr is updated in place: put its value back
+                    group[key] = value
+            raise
+
+    return init_or_restore
+
+
 def _track_optimizer_steps(optimizer: Optimizer) -> None:
     """Wrap ``optimizer.step`` so that calling it sets ``optimizer._opt_called = True``.
 
@@ -195,6 +224,12 @@ class LRScheduler:
     _get_lr_called_within_step: bool = False
     _is_initial: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # every constructor: a rejected one changes nothing
+            cls.__init__ = _restoring_param_groups(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    @_restoring_param_groups
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -1231,8 +1266,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
-        """Record one epoch's metric (a number or 0-d array) and cut the lrs if it is time."""
-        current = float(metrics)
+        """Record one epoch's metric (a number or one-element array); cut the lrs if it is time."""
+        current = _metric_value(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
@@ -1305,3 +1340,12 @@ class ReduceLROnPlateau(LRScheduler):
         self._init_is_better(
             mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode
         )
+
+
+def _metric_value(metrics: Any) -> float:
+    """``float(metrics)`` as torch takes it: a number, or an array of one element (any shape)."""
+    if isinstance(metrics, np.ndarray):
+        if metrics.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return float(metrics.reshape(()))
+    return float(metrics)

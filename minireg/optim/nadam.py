@@ -15,7 +15,7 @@ import numpy as np
 
 from minireg.numerics import lerp, regularized_gradient
 from minireg.optim.adam import check_adam_hyperparameters
-from minireg.optim.optimizer import Optimizer, ParamsT, increment, new_step_counter
+from minireg.optim.optimizer import Optimizer, ParamsT, check_lr, increment, new_step_counter
 from minireg.parameter import Parameter
 
 
@@ -101,6 +101,7 @@ class NAdam(Optimizer):
         foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_adam_hyperparameters(lr, betas, eps, weight_decay)
         if not 0.0 <= momentum_decay:
             raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")

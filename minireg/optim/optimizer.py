@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import math
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -160,6 +161,7 @@ class Optimizer:
                     f"parameter {name}"
                 )
             param_group.setdefault(name, default)
+        _squeeze_lr(param_group)
 
         params = param_group["params"]
         if len(params) != len({id(p) for p in params}):
@@ -276,12 +278,14 @@ class Optimizer:
         return {"state": state, "param_groups": param_groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state_dict from :meth:`state_dict`, or from torch with tensors as ndarrays.
+        """Load a state_dict from :meth:`state_dict`, or a torch optimizer's as it is.
 
-        Checks group and parameter counts (torch's errors) and state shapes, casts floating
-        state to each parameter's dtype except ``step`` (as torch does), drops torch-only
-        keys (``foreach``, ``fused``, ``capturable``, ``differentiable``), and only then
-        replaces anything, so a rejected state_dict leaves the optimizer as it was.
+        Its torch tensors (state entries, a tensor lr) become ndarrays, as in
+        ``Module.load_state_dict``.  Checks group and parameter counts (torch's errors) and
+        state shapes, casts floating state to each parameter's dtype except ``step`` (as
+        torch does), drops torch-only keys (``foreach``, ``fused``, ``capturable``,
+        ``differentiable``), and only then replaces anything, so a rejected state_dict
+        leaves the optimizer as it was.
         """
         groups = self.param_groups
         saved_groups = copy.deepcopy(state_dict["param_groups"])
@@ -308,12 +312,13 @@ class Optimizer:
 
         new_groups = []
         for group, saved in zip(groups, saved_groups):
-            merged = {k: v for k, v in saved.items() if k not in TORCH_ONLY_KEYS}
+            merged = {k: _from_torch(v) for k, v in saved.items() if k not in TORCH_ONLY_KEYS}
             merged["params"] = group["params"]
             if "param_names" in group and "param_names" not in saved:
                 merged["param_names"] = group["param_names"]
             for name, default in self.defaults.items():
                 merged.setdefault(name, default)
+            _squeeze_lr(merged)
             new_groups.append(merged)
 
         self.state = new_state
@@ -349,6 +354,7 @@ def _check_grad(p: Parameter) -> None:
 
 def _cast_state(p: Parameter, name: str, value: Any) -> Any:
     """One loaded state entry, copied and cast the way torch's ``load_state_dict`` does."""
+    value = _from_torch(value)
     if isinstance(value, bool) or not isinstance(value, (np.ndarray, np.generic, float, int)):
         return copy.deepcopy(value)
     array = np.array(value)  # always a copy: loaded state never aliases the caller's dict
@@ -363,3 +369,30 @@ def _cast_state(p: Parameter, name: str, value: Any) -> Any:
             f"loaded state {name!r} has shape {array.shape}, but its parameter has shape {p.shape}"
         )
     return array.astype(p.dtype)
+
+
+def _from_torch(value: Any) -> Any:
+    """A torch tensor (on any device) as an ndarray copy, also inside a tuple or list (betas);
+    anything else as it is.  Duck-typed, so that minireg never imports torch."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_from_torch(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)) or not hasattr(value, "__array__"):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, maybe on a GPU
+        value = value.detach().cpu().numpy()
+    return np.array(value)
+
+
+def check_lr(lr: Any) -> None:
+    """torch's check of a tensor learning rate, made before the value checks: an array (or
+    tensor) lr must hold one element.  A 0-d or one-element array lr is accepted."""
+    if hasattr(lr, "shape") and math.prod(lr.shape) != 1:
+        raise ValueError("Tensor lr must be 1-element")
+
+
+def _squeeze_lr(group: dict[str, Any]) -> None:
+    """A one-element array lr of any shape becomes 0-d, which every step can read as a
+    number (torch squeezes such a tensor lr when it steps, in ``_to_scalar``)."""
+    lr = group.get("lr")
+    if isinstance(lr, np.ndarray) and lr.ndim > 0 and lr.size == 1:
+        group["lr"] = lr.reshape(())

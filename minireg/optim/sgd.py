@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from minireg.numerics import regularized_gradient
-from minireg.optim.optimizer import Optimizer, ParamsT, check_nonnegative
+from minireg.optim.optimizer import Optimizer, ParamsT, check_lr, check_nonnegative
 from minireg.parameter import Parameter
 
 
@@ -76,6 +76,7 @@ class SGD(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
+        check_lr(lr)  # torch checks a tensor lr first
         check_nonnegative(lr, "Invalid learning rate: {}")
         check_nonnegative(momentum, "Invalid momentum value: {}")
         check_nonnegative(weight_decay, "Invalid weight_decay value: {}")

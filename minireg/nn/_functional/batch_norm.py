@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import check_batch_norm
 from minireg.numerics import channel_mean, channel_sum, channel_variance, rounded_mean
 
@@ -73,7 +74,7 @@ def batch_norm_with_statistics(
     ``native_batch_norm`` returns them too).  Pass them to :func:`batch_norm_backward`
     to spare it recomputing them.
     """
-    input = np.asarray(input)
+    input = as_tensor(input, "batch_norm")
     check_batch_norm(input, running_mean, running_var, weight, bias, training, eps)
     return native_batch_norm(
         input, running_mean, running_var, weight, bias, training, float(momentum), float(eps)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor, check_not_complex
 from minireg.numerics import bernoulli, dropout_scale
 
 __all__ = [
@@ -158,6 +159,7 @@ def _keep_mask(
     if p == 1:
         return np.zeros(x.shape, dtype=bool)
     shape = mask_shape(x.shape)
+    check_not_complex(x, "bernoulli_scalar_cpu_")
     if not np.issubdtype(x.dtype, np.floating):
         name = _TORCH_DTYPE_NAMES.get(x.dtype.name, x.dtype.name)
         raise RuntimeError(f"result type Float can't be cast to the desired output type {name}")
@@ -185,7 +187,7 @@ def dropout(
     :func:`dropout_backward` (``None`` when dropout was inactive).
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout")
     m = _keep_mask(x, p, training, generator, _same_shape)  # m_i ~ Bernoulli(1-p)
     y = dropout_with_mask(x, m, p, inplace)  # y = x ⊙ m/(1-p)
     return (y, m) if return_mask else y
@@ -205,7 +207,7 @@ def dropout1d(
     The mask has shape ``(N, C, 1)`` (``(C, 1)`` unbatched).  See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout1d")
     if x.ndim not in (2, 3):
         raise RuntimeError(
             f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. "
@@ -235,7 +237,7 @@ def dropout2d(
     See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout2d")
     if x.ndim not in (3, 4):
         warnings.warn(
             f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated "
@@ -275,7 +277,7 @@ def dropout3d(
     warn that they are deprecated).  See :func:`dropout`.
     """
     _check_p(p)
-    x = np.asarray(input)
+    x = as_tensor(input, "dropout3d")
     if x.ndim not in (4, 5):
         warnings.warn(
             f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated "

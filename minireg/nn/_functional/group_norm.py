@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import check_group_norm
 from minireg.nn._functional.standardize import as_ncl, standardize, standardize_backward
 from minireg.numerics import channel_sum
@@ -33,7 +34,7 @@ def group_norm(
     **channel**: :math:`y_c = \gamma_c\,\hat x_c + \beta_c`.  G = 1 is layer norm over
     ``(C, *spatial)`` with per-channel affine; G = C is instance norm.
     """
-    input = np.asarray(input)
+    input = as_tensor(input, "group_norm")
     check_group_norm(input, num_groups, weight, bias)
     xhat, _ = standardize(by_group(input, num_groups), float(eps))
     xhat = as_ncl(xhat.reshape(input.shape))  # one row per (sample, channel) for the affine map

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minireg.nn._functional.batch_norm import batch_norm_backward, native_batch_norm
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import check_instance_norm
 from minireg.numerics import channel_sum
 
@@ -62,7 +63,7 @@ def instance_norm_with_statistics(
     r""":func:`instance_norm` that also returns the statistics it normalised with:
     ``(output, save_mean, save_invstd)``, one :math:`\mu` and :math:`s` per (sample,
     channel), shaped ``(N, C)``, for :func:`instance_norm_backward`."""
-    input = np.asarray(input)
+    input = as_tensor(input, "instance_norm")
     check_instance_norm(input, running_mean, running_var, weight, bias, use_input_stats)
     n, c = input.shape[:2]
     mean_copies, var_copies = repeated(running_mean, n), repeated(running_var, n)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import check_layer_norm
 from minireg.nn._functional.standardize import standardize, standardize_backward
 from minireg.numerics import channel_sum
@@ -34,7 +35,7 @@ def layer_norm(
     .. math::
         \hat x = \frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}, \qquad y = \gamma\,\hat x + \beta
     """
-    input, normalized_shape = np.asarray(input), tuple(normalized_shape)
+    input, normalized_shape = as_tensor(input, "layer_norm"), tuple(normalized_shape)
     check_layer_norm(input, normalized_shape, weight, bias)
     xhat, _ = standardize(by_sample(input, normalized_shape), float(eps))
     y = xhat if weight is None else xhat * weight.reshape(-1)

@@ -20,6 +20,14 @@ import warnings
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import (
+    as_tensor,
+    check_floating,
+    check_real,
+    is_floating,
+    torch_dtype_name,
+)
+
 __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward",
@@ -102,8 +110,8 @@ def linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
     ``bias`` is ``(out_features,)``; the result is ``(*, out_features)``.  A 1-D input is one
     sample.  As torch, input, weight and bias must share their dtype (no silent upcast).
     """
-    input, weight = np.asarray(input), np.asarray(weight)
-    bias = None if bias is None else np.asarray(bias)
+    input, weight = as_tensor(input, "linear"), as_tensor(weight, "linear", "weight", 2)
+    bias = None if bias is None else as_tensor(bias, "linear", "bias", 3)
     _check_linear(input, weight, bias)
     output = input @ weight.T
     if bias is not None:
@@ -135,8 +143,23 @@ def linear_backward(
 
 
 # ============================================================================ activations
+def _real_floating(input: np.ndarray, name: str) -> np.ndarray:
+    """Integer or boolean input in the default floating dtype (torch's promotion for
+    sigmoid and tanh: minireg's default is float64, torch's float32); complex refused."""
+    check_real(input, name=name)
+    return input if is_floating(input.dtype) else input.astype(np.float64)
+
+
 def relu(input: np.ndarray) -> np.ndarray:
-    r"""Rectified linear unit, :math:`y = \max(x, 0)` (Nair & Hinton, 2010).  NaN stays NaN."""
+    r"""Rectified linear unit, :math:`y = \max(x, 0)` (Nair & Hinton, 2010).  NaN stays NaN.
+
+    As torch, integer input gives integer output; boolean and complex input are refused.
+    """
+    input = as_tensor(input, "relu")
+    if input.dtype == np.bool_:
+        raise RuntimeError("Boolean inputs not supported for relu")
+    if input.dtype.kind == "c":
+        raise NotImplementedError("clamp is not supported for complex types")
     return np.asarray(np.maximum(input, 0))
 
 
@@ -150,7 +173,8 @@ def relu_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
 
 def leaky_relu(input: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     r"""Leaky ReLU (Maas et al., 2013): :math:`y = x` if :math:`x > 0`, else :math:`a\,x`."""
-    input = np.asarray(input)
+    input = as_tensor(input, "leaky_relu")
+    check_floating(input, "leaky_relu_cpu")
     with np.errstate(invalid="ignore"):  # inf * 0 on the branch that np.where discards
         return np.where(input > 0, input, input * float(negative_slope))
 
@@ -163,8 +187,9 @@ def leaky_relu_backward(grad_output: np.ndarray, input: np.ndarray, negative_slo
 
 def sigmoid(input: np.ndarray) -> np.ndarray:
     r"""Logistic sigmoid, :math:`\sigma(x) = 1 / (1 + e^{-x})`."""
+    input = _real_floating(as_tensor(input, "sigmoid"), "sigmoid")
     with np.errstate(over="ignore"):  # e^{-x} = inf for very negative x gives 1/inf = 0, as in torch
-        return np.asarray(1 / (1 + np.exp(-np.asarray(input))))
+        return np.asarray(1 / (1 + np.exp(-input)))
 
 
 def sigmoid_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
@@ -174,7 +199,7 @@ def sigmoid_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
 
 def tanh(input: np.ndarray) -> np.ndarray:
     r"""Hyperbolic tangent, :math:`y = \tanh x`."""
-    return np.asarray(np.tanh(input))
+    return np.asarray(np.tanh(_real_floating(as_tensor(input, "tanh"), "tanh")))
 
 
 def tanh_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
@@ -190,12 +215,30 @@ def log_softmax(input: np.ndarray, dim: int) -> np.ndarray:
         \log \mathrm{softmax}(x)_i = (x_i - m) - \log \textstyle\sum_j e^{x_j - m},
         \qquad m = \max_j x_j
     """
-    input = np.asarray(input)
+    input = as_tensor(input, "log_softmax")
+    _check_dim(dim, input.ndim)
+    _check_log_softmax_dtype(input, dim)
     # initial=-inf lets an empty dimension through (its maximum is -inf), like torch; rows
     # of -inf give NaN and an empty dimension log(0), silently as in torch.
     with np.errstate(divide="ignore", invalid="ignore"):
         shifted = input - np.max(input, axis=dim, keepdims=True, initial=-np.inf)
         return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+
+
+def _check_dim(dim: int, ndim: int) -> None:
+    """torch's IndexError for a dimension out of range (a 0-d array counts as 1-d)."""
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(
+            "Dimension out of range "
+            f"(expected to be in range of [{-size}, {size - 1}], but got {dim})"
+        )
+
+
+def _check_log_softmax_dtype(input: np.ndarray, dim: int) -> None:
+    """torch's dispatch error, which names the kernel for the last dimension or any other."""
+    last = dim in (-1, input.ndim - 1) or input.ndim == 0
+    check_floating(input, "log_softmax_lastdim_kernel_impl" if last else "log_softmax_kernel_impl")
 
 
 def log_softmax_backward(grad_output: np.ndarray, output: np.ndarray, dim: int) -> np.ndarray:
@@ -234,12 +277,45 @@ def _reduction_scale(grad_output: np.ndarray, size: int, reduction: str) -> np.n
     return grad_output
 
 
-def _float_target(input: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """An integer target takes the input's dtype, as torch promotes float tensor with int tensor."""
-    target = np.asarray(target)
-    if not np.issubdtype(target.dtype, np.floating):
-        target = target.astype(input.dtype)
-    return target
+def _promoted(input: np.ndarray, target: np.ndarray) -> np.dtype:
+    """torch's type promotion of two tensors: a floating dtype wins over an integer or
+    boolean one whatever their sizes (NumPy would make float32 and int64 float64);
+    otherwise (complex among them too) NumPy's rule, which agrees with torch's."""
+    complex_ = input.dtype.kind == "c" or target.dtype.kind == "c"
+    if not complex_ and is_floating(input.dtype) != is_floating(target.dtype):
+        return input.dtype if is_floating(input.dtype) else target.dtype
+    return np.result_type(input.dtype, target.dtype)
+
+
+def _loss_arguments(input: object, target: object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``input`` and ``target`` as arrays (torch's TypeError for anything else)."""
+    return as_tensor(input, name), as_tensor(target, name, "target", 2)
+
+
+def _check_subtraction(input: np.ndarray, target: np.ndarray) -> None:
+    """torch's refusal to subtract booleans (``input - target`` in the losses)."""
+    if input.dtype == np.bool_ and target.dtype == np.bool_:
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead."
+        )
+    if input.dtype == np.bool_ or target.dtype == np.bool_:
+        raise RuntimeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. "
+            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        )
+
+
+def _difference(input: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``input - target`` in their promoted dtype."""
+    dtype = _promoted(input, target)
+    return np.subtract(input, target, dtype=dtype)
+
+
+def _as_input_dtype(grad: np.ndarray, input: np.ndarray) -> np.ndarray:
+    """A loss's gradient in the input's dtype, as autograd returns it (a non-floating input
+    gets none in torch; here it keeps the computation's dtype)."""
+    return grad.astype(input.dtype, copy=False) if is_floating(input.dtype) else grad
 
 
 def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -279,22 +355,24 @@ def mse_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") 
 
     A target of another shape is broadcast against the input, with torch's warning.
     """
-    input = np.asarray(input)
-    target = _float_target(input, target)
+    input, target = _loss_arguments(input, target, "mse_loss")
     _check_broadcast(input, target)
     _check_reduction(reduction)
-    return _reduce(np.square(input - target), reduction)
+    dtype = _promoted(input, target)
+    if not is_floating(dtype):  # torch's kernel is defined for floating dtypes only
+        raise NotImplementedError(f'"mse_cpu" not implemented for \'{torch_dtype_name(dtype)}\'')
+    return _reduce(np.square(_difference(input, target)), reduction)
 
 
 def mse_loss_backward(
     grad_output: np.ndarray, input: np.ndarray, target: np.ndarray, *, reduction: str = "mean"
 ) -> np.ndarray:
     r""":math:`\bar x_i = \frac{2}{N}\,(x_i - y_i)\,\bar\ell` for the mean (:math:`2` instead of :math:`2/N` otherwise)."""
-    input = np.asarray(input)
-    diff = input - _float_target(input, target)
+    input, target = np.asarray(input), np.asarray(target)
+    diff = _difference(input, target)
     norm = 2.0 / diff.size if reduction == "mean" and diff.size else 2.0  # torch: ((x - y) * norm) * grad
     grad = diff * norm * grad_output
-    return _sum_to_shape(grad, input.shape).astype(input.dtype, copy=False)
+    return _as_input_dtype(_sum_to_shape(grad, input.shape), input)
 
 
 def l1_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -> np.ndarray:
@@ -302,11 +380,18 @@ def l1_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -
 
     A target of another shape is broadcast against the input, with torch's warning.
     """
-    input = np.asarray(input)
-    target = _float_target(input, target)
+    input, target = _loss_arguments(input, target, "l1_loss")
     _check_broadcast(input, target)
     _check_reduction(reduction)
-    return _reduce(np.abs(input - target), reduction)
+    check_real(input, target, name="l1_loss")
+    _check_subtraction(input, target)
+    dtype = _promoted(input, target)
+    if reduction == "mean" and not is_floating(dtype):  # torch's mean() refuses integers
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {torch_dtype_name(dtype)}"
+        )
+    return _reduce(np.abs(_difference(input, target)), reduction)
 
 
 def l1_loss_backward(
@@ -316,10 +401,10 @@ def l1_loss_backward(
 
     The subgradient at :math:`x_i = y_i` is 0, as torch's ``sign``.
     """
-    input = np.asarray(input)
-    diff = input - _float_target(input, target)
+    input, target = np.asarray(input), np.asarray(target)
+    diff = _difference(input, target)
     grad = np.sign(diff) * _reduction_scale(grad_output, diff.size, reduction)
-    return _sum_to_shape(grad, input.shape).astype(input.dtype, copy=False)
+    return _as_input_dtype(_sum_to_shape(grad, input.shape), input)
 
 
 # ============================================================================ cross-entropy
@@ -334,11 +419,13 @@ def _check_cross_entropy(input: np.ndarray, target: np.ndarray, label_smoothing:
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
         if input.ndim == 0:
             raise IndexError("Dimension specified as 1 but tensor has no dimensions")
+        _check_log_softmax_dtype(input, 0 if input.ndim == 1 else 1)
         return True
     if label_smoothing > 0.0 and label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if input.ndim == 0:
         raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got 1)")
+    _check_log_softmax_dtype(input, 0 if input.ndim == 1 else 1)  # torch's log_softmax runs first
     if input.ndim == 1:
         if target.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
@@ -398,7 +485,7 @@ def cross_entropy(
     and the mean divides by the number of samples and positions.
     """
     _check_reduction(reduction)
-    input, target = np.asarray(input), np.asarray(target)
+    input, target = _loss_arguments(input, target, "cross_entropy_loss")
     probabilities = _check_cross_entropy(input, target, label_smoothing)
     class_dim = 0 if input.ndim == 1 else 1
     n_classes = input.shape[class_dim]
@@ -507,6 +594,10 @@ def cross_entropy_backward(
 def _check_binary_target(input: np.ndarray, target: np.ndarray) -> None:
     if target.shape != input.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    check_real(input, target, name="binary_cross_entropy_with_logits")
+    check_floating(input, "log_sigmoid_cpu")
+    if target.dtype == np.bool_:  # torch computes 1 - target first
+        _check_subtraction(np.ones((), np.int64), target)
     if not np.issubdtype(target.dtype, np.floating):
         raise RuntimeError(  # torch computes the loss in place in the target's dtype
             f"result type {_dtype_name(input.dtype)} can't be cast to the desired output type {_dtype_name(target.dtype)}"
@@ -527,7 +618,7 @@ def binary_cross_entropy_with_logits(
     place in the target's dtype.
     """
     _check_reduction(reduction)
-    input, target = np.asarray(input), np.asarray(target)
+    input, target = _loss_arguments(input, target, "binary_cross_entropy_with_logits")
     _check_binary_target(input, target)
     loss = np.asarray(1 - target)
     np.multiply(loss, input, out=loss, casting="same_kind")

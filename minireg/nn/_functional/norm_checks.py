@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import check_floating
+
 __all__ = ["check_batch_norm", "check_group_norm", "check_instance_norm", "check_layer_norm"]
 
 
@@ -32,7 +34,10 @@ def check_batch_norm(
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     elif eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
-    _check_per_channel(input.shape[1], 1, running_mean, running_var, weight, bias, training)
+    channels = input.shape[1] if input.ndim > 1 else 0  # torch counts 0 channels below 2-D
+    _check_per_channel(channels, 1, running_mean, running_var, weight, bias, training)
+    check_floating(input, "batch_norm")
+    _check_parameter_dtypes(input, running_mean, running_var, weight, bias)
 
 
 def check_instance_norm(
@@ -56,6 +61,8 @@ def check_instance_norm(
         )
     copies, channels = input.shape[:2]
     _check_per_channel(channels, copies, running_mean, running_var, weight, bias, use_input_stats)
+    check_floating(input, "batch_norm")
+    _check_parameter_dtypes(input, running_mean, running_var, weight, bias)
 
 
 def check_layer_norm(
@@ -84,6 +91,8 @@ def check_layer_norm(
             f"Given normalized_shape={shown}, expected input with shape {expected}, but got "
             f"input of size{list(input.shape)}"
         )
+    check_floating(input, "LayerNormKernelImpl", weight, bias)
+    _check_parameter_dtypes(input, weight, bias)
 
 
 def check_group_norm(
@@ -114,6 +123,8 @@ def check_group_norm(
                 f"input, but got {name} of shape {shown_weight} and input of shape "
                 f"{list(input.shape)}"
             )
+    check_floating(input, "GroupNormKernelImpl", weight, bias)
+    _check_parameter_dtypes(input, weight, bias)
 
 
 def _verify_batch_size(size: Sequence[int], shown: str) -> None:
@@ -154,3 +165,16 @@ def _check_per_channel(
         raise ValueError(
             "running_mean and running_var must either both be None or neither be None"
         )
+
+
+def _check_parameter_dtypes(input: np.ndarray, *parameters: np.ndarray | None) -> None:
+    """torch's "mixed dtype" errors: weight, bias and running statistics of another dtype
+    than the input are refused, except float32 ones beside a float16 input (torch's
+    mixed-precision CPU kernels), where every one of them must be float32."""
+    present = [p for p in parameters if p is not None]
+    if all(p.dtype == input.dtype for p in present):
+        return
+    if any(p.dtype != np.float32 for p in present):
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    if input.dtype != np.float16:
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")

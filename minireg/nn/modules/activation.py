@@ -1,6 +1,6 @@
 """Element-wise activations: ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``.
 
-Each forward caches what its derivative needs (the output for ReLU, Sigmoid and Tanh, as
+Each forward records what its derivative needs (the output for ReLU, Sigmoid and Tanh, as
 torch's backward formulas use it; the input for LeakyReLU); the kernels are in
 :mod:`minireg.nn._functional.layers`.  torch's ``inplace`` option is not part of minireg.
 """
@@ -16,27 +16,25 @@ __all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Tanh"]
 
 
 class _Activation(Module):
-    """What the activations share: the array cached by forward, checked by backward."""
+    """What the activations share: backward takes the array its forward saved."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._saved: np.ndarray | None = None
-
-    def _cached(self) -> np.ndarray:
-        if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return self._saved
+    def _saved_array(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(saved, grad_output)`` of the recorded forward (see ``Module._recorded_forward``)."""
+        (saved,), grad_output = self._recorded_forward(grad_output)
+        return saved, grad_output
 
 
 class ReLU(_Activation):
     r""":math:`\max(x, 0)` (Nair & Hinton, 2010); backward passes the gradient where :math:`y > 0`."""
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self._saved = F.relu(input)
-        return self._saved
+        output = F.relu(input)
+        self._record_forward(input, output, output)
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return F.relu_backward(grad_output, self._cached())
+        output, grad_output = self._saved_array(grad_output)
+        return F.relu_backward(grad_output, output)
 
 
 class LeakyReLU(_Activation):
@@ -47,11 +45,13 @@ class LeakyReLU(_Activation):
         self.negative_slope = negative_slope
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self._saved = np.asarray(input)
-        return F.leaky_relu(input, self.negative_slope)
+        output = F.leaky_relu(input, self.negative_slope)
+        self._record_forward(input, output, np.asarray(input))
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return F.leaky_relu_backward(grad_output, self._cached(), self.negative_slope)
+        input, grad_output = self._saved_array(grad_output)
+        return F.leaky_relu_backward(grad_output, input, self.negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -61,19 +61,23 @@ class Sigmoid(_Activation):
     r""":math:`\sigma(x) = 1/(1 + e^{-x})`; backward :math:`\bar y\,(1 - y)\,y`."""
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self._saved = F.sigmoid(input)
-        return self._saved
+        output = F.sigmoid(input)
+        self._record_forward(input, output, output)
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return F.sigmoid_backward(grad_output, self._cached())
+        output, grad_output = self._saved_array(grad_output)
+        return F.sigmoid_backward(grad_output, output)
 
 
 class Tanh(_Activation):
     r""":math:`\tanh x`; backward :math:`\bar y\,(1 - y^2)`."""
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        self._saved = F.tanh(input)
-        return self._saved
+        output = F.tanh(input)
+        self._record_forward(input, output, output)
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return F.tanh_backward(grad_output, self._cached())
+        output, grad_output = self._saved_array(grad_output)
+        return F.tanh_backward(grad_output, output)

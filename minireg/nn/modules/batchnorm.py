@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from minireg._engine.norm_twins import batch_norm_backward_, batch_norm_with_statistics_
+from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn.modules.module import check_new_shape
 from minireg.nn.modules.normalization import _AffineNorm, _data, _factory_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -44,6 +46,7 @@ class _NormBase(_AffineNorm):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if track_running_stats:
+            check_new_shape((num_features,))
             self.register_buffer("running_mean", np.zeros(num_features, dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
@@ -77,7 +80,7 @@ class _BatchNorm(_NormBase):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """Normalise ``input``; in training, also update the running statistics."""
-        input = np.asarray(input)
+        input = as_tensor(input, "batch_norm")
         self._check_input_dim(input)
         tracking = self.training and self.track_running_stats
         # momentum=None: cumulative average, weight 1/k for the k-th batch (the count
@@ -101,12 +104,14 @@ class _BatchNorm(_NormBase):
         if tracking:
             self.num_batches_tracked += 1
         # the (C,) statistics spare backward recomputing them from the input
-        self._saved = (input, running_mean, running_var, use_batch_stats, save_mean, save_invstd)
+        saved = (input, running_mean, running_var, use_batch_stats, save_mean, save_invstd)
+        self._record_forward(input, output, *saved)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        input, running_mean, running_var, use_batch_stats, save_mean, save_invstd = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        saved, grad_output = self._recorded_forward(grad_output)
+        input, running_mean, running_var, use_batch_stats, save_mean, save_invstd = saved
         grad_input, grad_weight, grad_bias = batch_norm_backward_(
             grad_output, input, running_mean, running_var, _data(self.weight), use_batch_stats, self.eps,
             save_mean=save_mean, save_invstd=save_invstd,

@@ -1,11 +1,14 @@
 """``Sequential`` (a chain of modules) and ``Flatten`` (a reshape, with its backward).
 
 Sequential's backward runs the children's backward in reverse order: the chain rule,
-applied one layer at a time.
+applied one layer at a time.  It first checks that the children's recorded forwards form
+one pass, in order (a child run again on its own since, or used twice, does not), and
+that each can be differentiated now, so that no gradient is written when one cannot.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import OrderedDict
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.module import Module
 
 __all__ = ["Flatten", "Sequential"]
@@ -60,9 +64,39 @@ class Sequential(Module):
         return input
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._check_chain()
         for module in reversed(list(self)):
             grad_output = module.backward(grad_output)
         return grad_output
+
+    def _check_chain(self) -> None:
+        """Before any child writes a gradient: every child's recorded forward can be
+        differentiated now, and they form one chain, in order, each child's output the
+        next one's input (whether this Sequential ran them or a loop over its children).
+        A child run again on its own since, or used twice, breaks the chain."""
+        recorded = [
+            (name, module, module._forward_record)
+            for name, module in self._modules.items()
+            if module is not None and module._forward_record is not None
+        ]
+        for _, module, _ in recorded:
+            module._check_backward_ready()  # e.g. its forward ran in eval mode
+        for (name_a, a, record_a), (name_b, b, record_b) in itertools.pairwise(recorded):
+            if record_b.number <= record_a.number:
+                raise RuntimeError(
+                    f"Sequential.backward(): module [{name_a}] ({type(a).__name__}) ran a forward "
+                    f"after module [{name_b}] ({type(b).__name__}): it ran again on its own since "
+                    "this Sequential's forward, or it is used twice in it, so the recorded "
+                    "forwards are not one pass. Run the Sequential's forward again (other passes "
+                    "under minireg.no_grad())."
+                )
+            if record_b.input_shape != record_a.shape:
+                raise RuntimeError(
+                    f"Sequential.backward(): the recorded output of module [{name_a}] has shape "
+                    f"{record_a.shape}, but module [{name_b}] recorded an input of shape "
+                    f"{record_b.input_shape}: they are not one pass. Run the Sequential's "
+                    "forward again (other passes under minireg.no_grad())."
+                )
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
@@ -84,10 +118,9 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
-        self._input_shape: tuple[int, ...] | None = None
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "flatten")
         start = _wrap_dim(self.start_dim, input.ndim)
         end = _wrap_dim(self.end_dim, input.ndim)
         if start > end:
@@ -98,13 +131,12 @@ class Flatten(Module):
             output = input.reshape(1)  # torch: a 0-d tensor flattens to one element
         else:
             output = input.reshape(shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
-        self._input_shape = shape
+        self._record_forward(input, output, shape)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self._input_shape is None:
-            raise RuntimeError("Flatten.backward() called before forward()")
-        return np.asarray(grad_output).reshape(self._input_shape)
+        (shape,), grad_output = self._recorded_forward(grad_output)
+        return grad_output.reshape(shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

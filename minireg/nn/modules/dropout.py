@@ -1,6 +1,6 @@
 """Dropout layers (``torch.nn.Dropout``, ``Dropout1d``, ``Dropout2d``, ``Dropout3d``).
 
-Each forward draws a keep mask (in training mode), caches it, and scales the kept units
+Each forward draws a keep mask (in training mode), records it, and scales the kept units
 by :math:`1/(1-p)`; backward multiplies the upstream gradient by the same mask and scale.
 The kernels are in :mod:`minireg.nn._functional.dropout`.
 
@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from minireg.nn._functional import dropout as F
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.module import Module
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
 
 
 class _DropoutNd(Module):
-    """What the dropout layers share: ``p``, ``inplace``, ``generator`` and the cached mask."""
+    """What the dropout layers share: ``p``, ``inplace``, ``generator`` and the recorded mask."""
 
     # The functional form this layer applies (F.dropout, F.dropout1d, ...).
     _function = staticmethod(F.dropout)
@@ -34,22 +35,26 @@ class _DropoutNd(Module):
         self.p = p
         self.inplace = inplace
         self.generator = generator
-        self._mask: np.ndarray | None = None
-        self._has_forward = False
+
+    @property
+    def _mask(self) -> np.ndarray | None:
+        """The keep mask of the recorded forward (None: nothing dropped, or no forward)."""
+        record = self._forward_record
+        return None if record is None else record.saved[0]
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        """Apply dropout (identity in eval mode) and remember the mask for backward."""
-        output, self._mask = self._function(
+        """Apply dropout (identity in eval mode) and record the mask for backward."""
+        input = as_tensor(input, "dropout")
+        output, mask = self._function(
             input, self.p, self.training, self.inplace, self.generator, return_mask=True
         )
-        self._has_forward = True
+        self._record_forward(input, output, mask)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """``grad_output * mask / (1 - p)`` with the mask of the last forward."""
-        if not self._has_forward:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return F.dropout_backward(grad_output, self._mask, self.p)
+        """``grad_output * mask / (1 - p)`` with the mask of the recorded forward."""
+        (mask,), grad_output = self._recorded_forward(grad_output)
+        return F.dropout_backward(grad_output, mask, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

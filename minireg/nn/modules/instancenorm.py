@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from minireg._engine.norm_twins import instance_norm_backward_, instance_norm_with_statistics_
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.batchnorm import _NormBase
 from minireg.nn.modules.normalization import _data
 
@@ -56,7 +57,7 @@ class _InstanceNorm(_NormBase):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         """Normalise each instance; in training with tracking, update the running statistics."""
-        input = np.asarray(input)
+        input = as_tensor(input, "instance_norm")
         self._check_input_dim(input)
         feature_dim = input.ndim - self._no_batch_dim
         if input.shape[feature_dim] != self.num_features:
@@ -78,12 +79,14 @@ class _InstanceNorm(_NormBase):
             batched, running_mean, running_var, _data(self.weight), _data(self.bias),
             use_input_stats, momentum, self.eps,
         )
-        self._saved = (batched, use_input_stats, save_mean, save_invstd)  # statistics for backward
-        return output.reshape(input.shape)
+        output = output.reshape(input.shape)
+        self._record_forward(input, output, batched, use_input_stats, save_mean, save_invstd)
+        return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        batched, use_input_stats, save_mean, save_invstd = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        saved, grad_output = self._recorded_forward(grad_output)
+        batched, use_input_stats, save_mean, save_invstd = saved
         grad_input, grad_weight, grad_bias = instance_norm_backward_(
             np.reshape(grad_output, batched.shape), batched, self.running_mean, self.running_var,
             _data(self.weight), use_input_stats, self.eps, save_mean=save_mean, save_invstd=save_invstd,

@@ -13,8 +13,9 @@ import numpy as np
 
 from minireg.nn import init
 from minireg.nn._functional import layers as F
-from minireg.nn.modules.module import Module
-from minireg.parameter import Parameter, accumulate_grad
+from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn.modules.module import Module, check_new_shape
+from minireg.parameter import Parameter, accumulate_grads
 
 __all__ = ["Identity", "Linear"]
 
@@ -26,9 +27,11 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, input: np.ndarray) -> np.ndarray:
+        self._record_forward(input, input)
         return input
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _, grad_output = self._recorded_forward(grad_output)
         return grad_output
 
 
@@ -56,6 +59,7 @@ class Linear(Module):
         generator: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        check_new_shape((out_features, in_features))
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         self.in_features = in_features
         self.out_features = out_features
@@ -65,7 +69,6 @@ class Linear(Module):
             self.bias = Parameter(np.empty(out_features, dtype))
         else:
             self.register_parameter("bias", None)
-        self._input: np.ndarray | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -78,18 +81,16 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound, generator=self.generator)
 
     def forward(self, input: np.ndarray) -> np.ndarray:
+        input = as_tensor(input, "linear")
         bias = None if self.bias is None else self.bias.data
         output = F.linear(input, self.weight.data, bias)
-        self._input = np.asarray(input)
+        self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self._input is None:
-            raise RuntimeError("Linear.backward() called before forward()")
-        grad_input, grad_weight, grad_bias = F.linear_backward(np.asarray(grad_output), self._input, self.weight.data)
-        accumulate_grad(self.weight, grad_weight)
-        if self.bias is not None:
-            accumulate_grad(self.bias, grad_bias)
+        (input,), grad_output = self._recorded_forward(grad_output)
+        grad_input, grad_weight, grad_bias = F.linear_backward(grad_output, input, self.weight.data)
+        accumulate_grads([(self.weight, grad_weight), (self.bias, grad_bias)])
         return grad_input
 
     def extra_repr(self) -> str:

@@ -1,10 +1,12 @@
 """Loss layers: ``MSELoss``, ``L1Loss``, ``CrossEntropyLoss``, ``BCEWithLogitsLoss``.
 
 ``forward(input, target)`` returns the loss (a 0-d array for ``"mean"``/``"sum"``) and
-caches its arguments; ``backward(grad_output=None)`` returns the gradient for ``input``.
-``grad_output`` is the upstream gradient of the loss: omitted, it is 1 (for
-``reduction="none"``, ones of the loss's shape).  As in torch, ``reduction`` is checked
-when the loss is computed, not when the layer is built.  torch's deprecated
+records its arguments (unless under :func:`minireg.no_grad`); ``backward(grad_output=None)``
+returns the gradient for the recorded ``input``.  ``grad_output`` is the upstream gradient
+of the loss: omitted, it is 1 (for ``reduction="none"``, ones of the loss's shape); a
+number or an array of the loss's shape, cast to the loss's dtype.  An input that cannot
+carry a gradient (integer) gets torch's error from ``backward``.  As in torch,
+``reduction`` is checked when the loss is computed, not when the layer is built.  torch's deprecated
 ``size_average``/``reduce`` and the ``weight``/``pos_weight`` arguments are not part of
 minireg, so the options are keyword-only.  The kernels are in
 :mod:`minireg.nn._functional.layers`.
@@ -17,18 +19,21 @@ from typing import Any
 import numpy as np
 
 from minireg.nn._functional import layers as F
-from minireg.nn.modules.module import Module
+from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn.modules.module import Module, check_grad_output
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss"]
 
 
 class _Loss(Module):
-    """What the losses share: ``reduction``, the cached arguments, the upstream gradient."""
+    """What the losses share: ``reduction``, the recorded arguments, the upstream gradient."""
+
+    # the functional form's name, in torch's messages for arguments that are not arrays
+    _function = "loss"
 
     def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = reduction
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _loss(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -37,28 +42,26 @@ class _Loss(Module):
         raise NotImplementedError
 
     def forward(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
-        input, target = np.asarray(input), np.asarray(target)
+        input = as_tensor(input, self._function)
+        target = as_tensor(target, self._function, "target", 2)
         loss = self._loss(input, target)
-        self._cache = (input, target, loss)
+        self._record_forward(input, loss, input, target)
         return loss
 
     def backward(self, grad_output: np.ndarray | float | None = None) -> np.ndarray:
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        input, target, loss = self._cache
-        if grad_output is None:
-            grad_output = np.ones_like(loss)
-        grad_output = np.asarray(grad_output, dtype=loss.dtype)
-        if grad_output.shape != loss.shape:
-            raise RuntimeError(
-                f"Mismatch in shape: grad_output[0] has a shape of {grad_output.shape} and "
-                f"output[0] has a shape of {loss.shape}."
-            )
-        return self._grad(grad_output, input, target)
+        record = self._check_backward_ready()
+        if grad_output is None:  # for any reduction (torch's implicit one is for scalars)
+            grad_output = np.ones(record.shape, record.dtype)
+        elif isinstance(grad_output, (int, float)):  # beyond torch: a plain number
+            grad_output = np.full(record.shape, grad_output, record.dtype)
+        input, target = record.saved
+        return self._grad(check_grad_output(grad_output, record), input, target)
 
 
 class MSELoss(_Loss):
     r"""Mean squared error, :math:`\ell_i = (x_i - y_i)^2`, reduced by ``reduction``."""
+
+    _function = "mse_loss"
 
     def _loss(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return F.mse_loss(input, target, reduction=self.reduction)
@@ -70,6 +73,8 @@ class MSELoss(_Loss):
 class L1Loss(_Loss):
     r"""Mean absolute error, :math:`\ell_i = |x_i - y_i|`, reduced by ``reduction``."""
 
+    _function = "l1_loss"
+
     def _loss(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return F.l1_loss(input, target, reduction=self.reduction)
 
@@ -80,6 +85,8 @@ class L1Loss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits against class indices (or probabilities), with
     torch's ``ignore_index`` and label smoothing; see :func:`minireg.nn.functional.cross_entropy`."""
+
+    _function = "cross_entropy_loss"
 
     def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(reduction=reduction)
@@ -98,6 +105,8 @@ class CrossEntropyLoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     r"""Binary cross-entropy on logits, :math:`(1 - y)\,x - \log\sigma(x)`, computed stably."""
+
+    _function = "binary_cross_entropy_with_logits"
 
     def _loss(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)

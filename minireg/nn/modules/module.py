@@ -1,12 +1,23 @@
 """`Module`: parameters, buffers and children, with torch's names and state_dict keys.
 
-A minireg module computes its own backward pass: ``forward`` caches what the gradient
+A minireg module computes its own backward pass: ``forward`` records what the gradient
 needs, and ``backward(grad_output)`` returns the gradient for the input while **adding**
 the parameter gradients into each ``Parameter.grad`` (torch's autograd accumulates too).
+
+What torch's autograd graph guarantees, the record checks by hand.  A forward records
+only while grad mode is on (:func:`minireg.no_grad` switches it off), and ``backward``
+differentiates the last recorded forward.  Before writing anything, ``backward`` checks
+that ``grad_output`` fits that forward's output (shape; dtype, cast to the output's as
+torch does) and that the backward can belong to it: a forward must have been recorded,
+and one recorded in eval mode is not differentiated once the module is back in training
+mode (the trace of a validation pass run without ``no_grad``).  Then a module writes all
+its parameter gradients or none.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -14,7 +25,78 @@ from typing import Any
 import numpy as np
 
 from minireg._engine.flat import FlatParameters, flatten_parameters
+from minireg.grad_mode import is_grad_enabled
+from minireg.nn._functional.dtype_checks import as_tensor, is_floating, torch_dtype_name
 from minireg.parameter import Parameter
+
+
+class ForwardRecord:
+    """What one forward left for its backward: the mode it ran in, its input's shape, its
+    output's shape and dtype, whether its input could carry a gradient (a floating input),
+    ``saved``, the arrays the module's backward formula needs, and ``number``, which
+    orders all recorded forwards (a container checks that its children ran in order)."""
+
+    __slots__ = ("differentiable", "dtype", "input_shape", "number", "saved", "shape", "training")
+
+    def __init__(
+        self,
+        training: bool,
+        input: np.ndarray,
+        output: np.ndarray,
+        differentiable: bool,
+        saved: tuple[Any, ...],
+    ) -> None:
+        self.training = training
+        self.input_shape: tuple[int, ...] = input.shape
+        self.shape: tuple[int, ...] = output.shape
+        self.dtype: np.dtype = output.dtype
+        self.differentiable = differentiable
+        self.saved = saved
+        self.number = next(_forward_numbers)
+
+
+_forward_numbers = itertools.count()
+
+
+def check_new_shape(shape: tuple[int, ...]) -> None:
+    """torch's RuntimeError for a parameter or buffer of negative size (NumPy's would be a
+    ValueError), raised by a constructor before it makes anything."""
+    for size in shape:
+        if size < 0:
+            raise RuntimeError(
+                f"Trying to create tensor with negative dimension {size}: {list(shape)}"
+            )
+
+
+def check_grad_output(grad_output: Any, record: ForwardRecord) -> np.ndarray:
+    """``grad_output`` checked against the recorded output, as ``torch.autograd.backward``
+    checks it (torch's exception types and words), and cast to the output's dtype.
+
+    ``None`` stands for ones when the output has one element (torch's implicit gradient).
+    """
+    if grad_output is None:
+        if math.prod(record.shape) != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return np.ones(record.shape, record.dtype)
+    if not hasattr(grad_output, "__array__"):  # ndarrays, NumPy scalars, torch tensors have it
+        kind = type(grad_output).__name__
+        raise TypeError(f"gradients can be either Tensors or None, but got {kind}")
+    grad = as_tensor(grad_output, "backward", "grad_output")
+    if grad.shape != record.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[0] has a shape of {grad.shape} and "
+            f"output[0] has a shape of {record.shape}."
+        )
+    if np.iscomplexobj(grad) != (record.dtype.kind == "c"):
+        raise RuntimeError(
+            "For complex Tensors, both grad_output and output are required to have the same "
+            "dtype. Mismatch in dtype: grad_output[0] has a dtype of "
+            f"{torch_dtype_name(grad.dtype)} and output[0] has a dtype of "
+            f"{torch_dtype_name(record.dtype)}."
+        )
+    if not record.differentiable:  # torch: nothing in this forward required a gradient
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    return grad.astype(record.dtype, copy=False)  # torch's engine casts to the output's dtype
 
 
 class Module:
@@ -93,6 +175,48 @@ class Module:
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"Module [{type(self).__name__}] has no backward")
+
+    # ---------------------------------------------------------------- the forward record
+    # None: nothing recorded (yet).  Modules that record set it through _record_forward.
+    _forward_record: ForwardRecord | None = None
+
+    def _record_forward(self, input: Any, output: Any, *saved: Any) -> None:
+        """Remember this forward for ``backward``, unless grad mode is off (``no_grad``).
+
+        ``input`` decides whether a gradient can flow back (a floating array); ``saved``
+        is what the module's backward formula needs.
+        """
+        if is_grad_enabled():
+            input, output = np.asarray(input), np.asarray(output)
+            differentiable = is_floating(input.dtype)
+            record = ForwardRecord(self.training, input, output, differentiable, saved)
+            object.__setattr__(self, "_forward_record", record)
+
+    def _check_backward_ready(self) -> ForwardRecord:
+        """The recorded forward, if a backward may differentiate it now; else a clear error."""
+        record = self._forward_record
+        name = type(self).__name__
+        if record is None:
+            raise RuntimeError(
+                f"{name}.backward() called before forward(): no forward was recorded "
+                "(forwards under minireg.no_grad() record nothing)"
+            )
+        if self.training and not record.training:
+            raise RuntimeError(
+                f"{name}.backward(): the recorded forward ran in eval mode, but the module is "
+                "in training mode now. That forward was most likely a validation pass run "
+                "without minireg.no_grad(), after the training forward; differentiating it "
+                "would give the validation batch's gradients. Run validation under "
+                "`with minireg.no_grad():`, or run the training forward again."
+            )
+        return record
+
+    def _recorded_forward(self, grad_output: Any) -> tuple[tuple[Any, ...], np.ndarray]:
+        """``(saved, grad_output)``: what the recorded forward saved, and ``grad_output``
+        checked against its output (:func:`check_grad_output`).  Raises, before anything
+        is written, when there is no forward this backward can belong to."""
+        record = self._check_backward_ready()
+        return record.saved, check_grad_output(grad_output, record)
 
     # ---------------------------------------------------------------- traversal
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

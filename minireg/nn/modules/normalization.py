@@ -20,8 +20,9 @@ from minireg._engine.norm_twins import (
     layer_norm_,
     layer_norm_backward_,
 )
-from minireg.nn.modules.module import Module
-from minireg.parameter import Parameter, accumulate_grad
+from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn.modules.module import Module, check_new_shape
+from minireg.parameter import Parameter, accumulate_grads
 
 __all__ = ["GroupNorm", "LayerNorm"]
 
@@ -37,12 +38,13 @@ def _factory_dtype(dtype: Any) -> np.dtype:
 
 class _AffineNorm(Module):
     """What every normalisation layer shares: optional γ (ones) and β (zeros) of one
-    shape, what forward saves for backward, and adding their gradients in backward."""
+    shape, and adding their gradients (both or neither) in backward."""
 
     def __init__(self, shape: tuple[int, ...], affine: bool, bias: bool, dtype: Any) -> None:
         super().__init__()
         dtype = _factory_dtype(dtype)
         if affine:
+            check_new_shape(shape)
             self.weight = Parameter(np.ones(shape, dtype))
             if bias:
                 self.bias = Parameter(np.zeros(shape, dtype))
@@ -51,7 +53,6 @@ class _AffineNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        self._saved: tuple[Any, ...] | None = None  # what backward needs, set by forward
 
     def reset_parameters(self) -> None:
         if self.weight is not None:
@@ -59,16 +60,8 @@ class _AffineNorm(Module):
         if self.bias is not None:
             self.bias.data.fill(0)
 
-    def _saved_for_backward(self) -> tuple[Any, ...]:
-        if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return self._saved
-
     def _accumulate_parameter_grads(self, grad_weight: np.ndarray, grad_bias: np.ndarray) -> None:
-        if self.weight is not None:
-            accumulate_grad(self.weight, grad_weight)
-        if self.bias is not None:
-            accumulate_grad(self.bias, grad_bias)
+        accumulate_grads([(self.weight, grad_weight), (self.bias, grad_bias)])
 
 
 class LayerNorm(_AffineNorm):
@@ -92,16 +85,16 @@ class LayerNorm(_AffineNorm):
         self.elementwise_affine = elementwise_affine
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "layer_norm")
         output = layer_norm_(
             input, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps
         )
-        self._saved = (input,)
+        self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        (input,) = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        (input,), grad_output = self._recorded_forward(grad_output)
         grad_input, grad_weight, grad_bias = layer_norm_backward_(
             grad_output, input, self.normalized_shape, _data(self.weight), self.eps
         )
@@ -137,14 +130,14 @@ class GroupNorm(_AffineNorm):
         self.affine = affine
 
     def forward(self, input: np.ndarray) -> np.ndarray:
-        input = np.asarray(input)
+        input = as_tensor(input, "group_norm")
         output = group_norm_(input, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
-        self._saved = (input,)
+        self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Input gradient of the last forward; γ and β gradients are added into ``.grad``."""
-        (input,) = self._saved_for_backward()
+        """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
+        (input,), grad_output = self._recorded_forward(grad_output)
         grad_input, grad_weight, grad_bias = group_norm_backward_(
             grad_output, input, self.num_groups, _data(self.weight), self.eps
         )
