@@ -6,6 +6,7 @@ Importing minireg needs NumPy alone.
 """
 
 from minireg import nn, optim, regularization, training
+from minireg._engine import textbook
 from minireg._engine.blocking import get_num_threads, set_num_threads
 from minireg.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minireg.parameter import Parameter
@@ -21,6 +22,7 @@ __all__ = [
     "enable_grad",
     "set_grad_enabled",
     "is_grad_enabled",
+    "textbook",
     "nn",
     "optim",
     "regularization",

@@ -14,12 +14,13 @@ import math
 
 import numpy as np
 
-from minireg._engine import blocking, random_bits
+from minireg._engine import blocking, in_textbook_mode, random_bits
 from minireg._engine import clip as clip_engine
 from minireg._engine.norms import blocked_sum
 from minireg.random import resolve
 
 __all__: list[str] = []
+
 
 # ------------------------------------------------------------------------------ optimizers
 def regularized_gradient(
@@ -51,7 +52,6 @@ def lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     if abs(weight) < 0.5:
         return start + weight * (end - start)
     return end - (end - start) * (1 - weight)
-
 
 
 # ------------------------------------------------------------------------------ normalisation
@@ -243,13 +243,13 @@ def vector_norms(tensors: list[np.ndarray], ord: float, foreach: bool | None = N
     over a flat gradient buffer, one ``np.vecdot`` per run of equal sizes), bit for bit
     the loop's numbers.
     """
-    if foreach is not False:
+    if foreach is not False:  # torch's _foreach_norm, its error included
         if ord == math.inf and any(x.size == 0 for x in tensors):
             raise RuntimeError(
                 "_foreach_norm cannot compute the infinity norm on an empty tensor because "
                 "the operation does not have an identity"
             )
-        norms = clip_engine.two_norms(tensors) if ord == 2 else None
+        norms = clip_engine.two_norms(tensors) if ord == 2 and not in_textbook_mode() else None
         if norms is not None:
             return norms
     return np.array([vector_norm(x, ord) for x in tensors])
@@ -276,7 +276,7 @@ def scale_(tensors: list[np.ndarray], c: np.ndarray, foreach: bool | None = None
     a whole flat gradient buffer at once, large arrays on threads), the same products.
     """
     with np.errstate(invalid="ignore"):  # inf * 0 = nan, silently, as in torch
-        if foreach is not False:
+        if foreach is not False and not in_textbook_mode():
             clip_engine.scale_(tensors, c)
             return
         for x in tensors:

@@ -17,7 +17,9 @@ compared by its bytes.  The blocked and threaded runs of the twins are compared 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 from typing import Any
 
 import numpy as np
@@ -54,8 +56,13 @@ def with_specials(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
 
 
 def trajectory(
-    name: str, kwargs: dict[str, Any], shape: tuple[int, ...], dtype: type, seed: int,
-    special: bool, foreach: bool | None,
+    name: str,
+    kwargs: dict[str, Any],
+    shape: tuple[int, ...],
+    dtype: type,
+    seed: int,
+    special: bool,
+    foreach: bool | None,
 ) -> tuple[minireg.Parameter, dict[str, Any]]:
     rng = np.random.default_rng(seed)
 
@@ -127,3 +134,102 @@ def test_foreach_switch_picks_the_path(name, foreach, monkeypatch):
         assert (textbook_calls, twin_calls) == ([3, 4, 3, 4], [])
     else:
         assert (textbook_calls, twin_calls) == ([], [3, 4, 3, 4])
+
+
+# ------------------------------------------------------------------------------ minireg.textbook()
+NORM_LAYERS = [
+    # (module holding the layer, the layer, input shape, [(textbook kernel, twin)] by name)
+    (
+        "minireg.nn.modules.batchnorm",
+        lambda: minireg.nn.BatchNorm1d(3),
+        (6, 3),
+        [("F.batch_norm_with_statistics", "batch_norm_with_statistics_"),
+         ("F.batch_norm_backward", "batch_norm_backward_")],
+    ),
+    (
+        "minireg.nn.modules.instancenorm",
+        lambda: minireg.nn.InstanceNorm1d(3, affine=True),
+        (2, 3, 5),
+        [("F.instance_norm_with_statistics", "instance_norm_with_statistics_"),
+         ("F.instance_norm_backward", "instance_norm_backward_")],
+    ),
+    (
+        "minireg.nn.modules.normalization",
+        lambda: minireg.nn.LayerNorm(3),
+        (4, 3),
+        [("layer_norm", "layer_norm_"), ("layer_norm_backward", "layer_norm_backward_")],
+    ),
+    (
+        "minireg.nn.modules.normalization",
+        lambda: minireg.nn.GroupNorm(3, 3),
+        (4, 3, 2),
+        [("group_norm", "group_norm_"), ("group_norm_backward", "group_norm_backward_")],
+    ),
+]  # fmt: skip
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, calls: list[str]) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+
+
+@pytest.mark.parametrize(("module_name", "make", "shape", "pairs"), NORM_LAYERS)
+def test_textbook_runs_the_norm_layers_through_the_functional_kernels(
+    module_name, make, shape, pairs, monkeypatch
+):
+    """Inside ``minireg.textbook()`` a norm layer calls the textbook kernels and never their
+    twins; outside, the twins and never the kernels; both give the same bits."""
+    module = importlib.import_module(module_name)
+    x = np.linspace(-2, 3, int(np.prod(shape))).reshape(shape) ** 3
+    results, calls = [], {True: [], False: []}
+    for textbook in (True, False):
+        for kernel, twin in pairs:
+            owner, name = (module.F, kernel[2:]) if kernel.startswith("F.") else (module, kernel)
+            _spy(monkeypatch, owner, name, calls[True])
+            _spy(monkeypatch, module, twin, calls[False])
+        layer = make()
+        with minireg.textbook() if textbook else contextlib.nullcontext():
+            y = layer(x)
+            grad = layer.backward(np.cos(y))
+        results.append((y, grad, [p.grad for p in layer.parameters()]))
+        monkeypatch.undo()
+        assert calls[not textbook] == [], f"textbook={textbook} called {calls[not textbook]}"
+        assert len(calls[textbook]) == 2
+        calls = {True: [], False: []}
+    (y, grad, grads), (y_twin, grad_twin, grads_twin) = results
+    assert same_bits(y, y_twin) and same_bits(grad, grad_twin)
+    assert all(same_bits(a, b) for a, b in zip(grads, grads_twin, strict=True))
+
+
+def test_textbook_steps_optimizers_and_clips_without_the_engine(monkeypatch):
+    """Inside ``minireg.textbook()`` an optimizer built with the default ``foreach`` runs
+    its textbook kernel, and ``clip_grad_norm_`` its per-gradient loop, even on a flat
+    buffer; the engine is never entered."""
+
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the engine was entered")
+
+    params = [minireg.Parameter(np.linspace(-1, 1, n)) for n in (3, 4, 5)]
+    minireg.nn.utils.flatten_parameters(params)
+    optimizer = minireg.optim.Adam(params, lr=0.1)
+    import minireg._engine.clip as clip_engine
+
+    monkeypatch.setattr(engine, "step_group", forbidden)
+    monkeypatch.setattr(engine, "init_group_state", forbidden)
+    monkeypatch.setattr(clip_engine, "two_norms", forbidden)
+    monkeypatch.setattr(clip_engine, "scale_", forbidden)
+    with minireg.textbook():
+        for p in params:
+            p.grad = np.full(p.shape, 10.0)
+        minireg.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        minireg.optim.Adagrad(params)  # makes its state at construction: no engine either
+    assert not minireg._engine.in_textbook_mode()
+    with pytest.raises(AssertionError, match="engine was entered"):
+        optimizer.step()  # outside again: the engine

@@ -21,3 +21,41 @@ bit of their results:
 No kernel imports this package: the bookkeeping around a kernel (``Optimizer.step``, a
 layer's class, a ``minireg.numerics`` helper) decides whether to use it.
 """
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+__all__ = ["in_textbook_mode", "textbook", "textbook_or_twin"]
+
+_textbook_mode = contextvars.ContextVar("minireg_textbook_mode", default=False)
+F = TypeVar("F", bound=Callable[..., object])
+
+
+@contextlib.contextmanager
+def textbook() -> Iterator[None]:
+    """``with minireg.textbook():`` every kernel call inside runs the textbook code.
+
+    The optimizers behave as if built with ``foreach=False``, the normalisation layers
+    call the functional kernels instead of their in-place twins, and clipping takes its
+    per-gradient loop: the code a student reads, step by step in a debugger, with the
+    same results to the bit (the engine's property tests prove it), only slower.
+    """
+    token = _textbook_mode.set(True)
+    try:
+        yield
+    finally:
+        _textbook_mode.reset(token)
+
+
+def in_textbook_mode() -> bool:
+    """Whether the caller is inside :func:`textbook`."""
+    return _textbook_mode.get()
+
+
+def textbook_or_twin(kernel: F, twin: F) -> F:
+    """``kernel`` inside :func:`textbook`, else its bit-identical in-place ``twin``."""
+    return kernel if _textbook_mode.get() else twin

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._engine import in_textbook_mode
 from minireg._engine import optim as engine
 from minireg.parameter import Parameter
 
@@ -70,9 +71,9 @@ class Optimizer:
       step, ...); it returns the kernel's keyword arguments that are not group entries.
 
     Every other keyword argument of the kernel is the group's entry of that name.
-    ``foreach=False`` (torch's flag) runs the textbook kernel one parameter at a time, the
-    code a student reads; the default hands the step to the speed engine
-    (:mod:`minireg._engine.optim`), which gives the same bits.
+    ``foreach=False`` (torch's flag), or a step inside ``with minireg.textbook():``, runs
+    the textbook kernel one parameter at a time, the code a student reads; otherwise the
+    step goes to the speed engine (:mod:`minireg._engine.optim`), which gives the same bits.
     """
 
     kernel: Callable[..., None]
@@ -127,7 +128,8 @@ class Optimizer:
         elif isinstance(params, set):
             raise TypeError(
                 "optimizer parameters need to be organized in ordered collections, but "
-                "the ordering of tensors in sets will change between runs. Please use a list instead."
+                "the ordering of tensors in sets will change between runs. "
+                "Please use a list instead."
             )
         else:
             param_group["params"] = list(params)
@@ -143,7 +145,8 @@ class Optimizer:
         if names:
             if len(names) != len(tensors):
                 raise ValueError(
-                    "all optimizer params should be with/without names. Some param names are missing"
+                    "all optimizer params should be with/without names. "
+                    "Some param names are missing"
                 )
             param_group["param_names"] = names
 
@@ -212,7 +215,7 @@ class Optimizer:
                 if p.grad is not None:
                     _check_grad(p)
         for group in self.param_groups:
-            if self.foreach is False:  # the textbook kernel, one parameter at a time
+            if self.foreach is False or in_textbook_mode():  # the textbook kernel, one by one
                 for p in group["params"]:
                     if p.grad is not None:
                         self._step_param(p, group, self.kernel)
@@ -253,7 +256,7 @@ class Optimizer:
 
     def _init_group_state(self, group: dict[str, Any]) -> None:
         """Make every parameter's state now, not at its first step (Adagrad, as torch)."""
-        if self.foreach is False:
+        if self.foreach is False or in_textbook_mode():
             for p in group["params"]:
                 self.state[p] = self._init_state(p, group)
         else:  # the engine makes a flat group's state flat too
@@ -291,15 +294,17 @@ class Optimizer:
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(groups) != len(saved_groups):
             raise ValueError("loaded state dict has a different number of parameter groups")
-        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
+        if any(
+            len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups, strict=True)
+        ):
             raise ValueError(
                 "loaded state dict contains a parameter group "
                 "that doesn't match the size of optimizer's group"
             )
         id_map = {
             saved_id: p
-            for g, s in zip(groups, saved_groups)
-            for saved_id, p in zip(s["params"], g["params"])
+            for g, s in zip(groups, saved_groups, strict=True)
+            for saved_id, p in zip(s["params"], g["params"], strict=True)
         }
 
         new_state: defaultdict[Any, dict[str, Any]] = defaultdict(dict)
@@ -311,7 +316,7 @@ class Optimizer:
                 new_state[key] = copy.deepcopy(value)
 
         new_groups = []
-        for group, saved in zip(groups, saved_groups):
+        for group, saved in zip(groups, saved_groups, strict=True):
             merged = {k: _from_torch(v) for k, v in saved.items() if k not in TORCH_ONLY_KEYS}
             merged["params"] = group["params"]
             if "param_names" in group and "param_names" not in saved:
@@ -345,9 +350,8 @@ def _number(value: Any) -> Any:
 def _check_grad(p: Parameter) -> None:
     grad, data = p.grad, p.data
     if not isinstance(grad, np.ndarray) or grad.shape != data.shape:
-        raise RuntimeError(
-            f"grad of shape {getattr(grad, 'shape', None)} does not match parameter of shape {p.shape}"
-        )
+        shape = getattr(grad, "shape", None)
+        raise RuntimeError(f"grad of shape {shape} does not match parameter of shape {p.shape}")
     if grad.dtype != data.dtype:
         raise RuntimeError(f"grad dtype {grad.dtype} does not match parameter dtype {p.dtype}")
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from minireg._engine import textbook_or_twin
 from minireg._engine.norm_twins import batch_norm_backward_, batch_norm_with_statistics_
+from minireg.nn._functional import batch_norm as F
 from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.module import check_new_shape
 from minireg.nn.modules.normalization import _AffineNorm, _data, _factory_dtype
@@ -97,9 +99,16 @@ class _BatchNorm(_NormBase):
         use_buffers = not self.training or self.track_running_stats
         running_mean = self.running_mean if use_buffers else None
         running_var = self.running_var if use_buffers else None
-        output, save_mean, save_invstd = batch_norm_with_statistics_(
-            input, running_mean, running_var, _data(self.weight), _data(self.bias),
-            use_batch_stats, factor, self.eps,
+        kernel = textbook_or_twin(F.batch_norm_with_statistics, batch_norm_with_statistics_)
+        output, save_mean, save_invstd = kernel(
+            input,
+            running_mean,
+            running_var,
+            _data(self.weight),
+            _data(self.bias),
+            use_batch_stats,
+            factor,
+            self.eps,
         )
         if tracking:
             self.num_batches_tracked += 1
@@ -112,9 +121,17 @@ class _BatchNorm(_NormBase):
         """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
         saved, grad_output = self._recorded_forward(grad_output)
         input, running_mean, running_var, use_batch_stats, save_mean, save_invstd = saved
-        grad_input, grad_weight, grad_bias = batch_norm_backward_(
-            grad_output, input, running_mean, running_var, _data(self.weight), use_batch_stats, self.eps,
-            save_mean=save_mean, save_invstd=save_invstd,
+        kernel = textbook_or_twin(F.batch_norm_backward, batch_norm_backward_)
+        grad_input, grad_weight, grad_bias = kernel(
+            grad_output,
+            input,
+            running_mean,
+            running_var,
+            _data(self.weight),
+            use_batch_stats,
+            self.eps,
+            save_mean=save_mean,
+            save_invstd=save_invstd,
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
         return grad_input

@@ -19,7 +19,9 @@ import warnings
 
 import numpy as np
 
+from minireg._engine import textbook_or_twin
 from minireg._engine.norm_twins import instance_norm_backward_, instance_norm_with_statistics_
+from minireg.nn._functional import instance_norm as F
 from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn.modules.batchnorm import _NormBase
 from minireg.nn.modules.normalization import _data
@@ -44,7 +46,9 @@ class _InstanceNorm(_NormBase):
         bias: bool = True,
         dtype: object = None,
     ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias, dtype=dtype)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, bias=bias, dtype=dtype
+        )
 
     def _check_input_dim(self, input: np.ndarray) -> None:
         ranks = (self._no_batch_dim, self._no_batch_dim + 1)
@@ -75,9 +79,16 @@ class _InstanceNorm(_NormBase):
         batched = input if feature_dim == 1 else input[np.newaxis]
         running_mean, running_var, use_input_stats = self._arguments()
         momentum = 0.0 if self.momentum is None else self.momentum
-        output, save_mean, save_invstd = instance_norm_with_statistics_(
-            batched, running_mean, running_var, _data(self.weight), _data(self.bias),
-            use_input_stats, momentum, self.eps,
+        kernel = textbook_or_twin(F.instance_norm_with_statistics, instance_norm_with_statistics_)
+        output, save_mean, save_invstd = kernel(
+            batched,
+            running_mean,
+            running_var,
+            _data(self.weight),
+            _data(self.bias),
+            use_input_stats,
+            momentum,
+            self.eps,
         )
         output = output.reshape(input.shape)
         self._record_forward(input, output, batched, use_input_stats, save_mean, save_invstd)
@@ -87,9 +98,17 @@ class _InstanceNorm(_NormBase):
         """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
         saved, grad_output = self._recorded_forward(grad_output)
         batched, use_input_stats, save_mean, save_invstd = saved
-        grad_input, grad_weight, grad_bias = instance_norm_backward_(
-            np.reshape(grad_output, batched.shape), batched, self.running_mean, self.running_var,
-            _data(self.weight), use_input_stats, self.eps, save_mean=save_mean, save_invstd=save_invstd,
+        kernel = textbook_or_twin(F.instance_norm_backward, instance_norm_backward_)
+        grad_input, grad_weight, grad_bias = kernel(
+            np.reshape(grad_output, batched.shape),
+            batched,
+            self.running_mean,
+            self.running_var,
+            _data(self.weight),
+            use_input_stats,
+            self.eps,
+            save_mean=save_mean,
+            save_invstd=save_invstd,
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
         return grad_input.reshape(np.shape(grad_output))

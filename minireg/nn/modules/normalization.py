@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from minireg._engine import textbook_or_twin
 from minireg._engine.norm_twins import (
     group_norm_,
     group_norm_backward_,
@@ -21,6 +22,8 @@ from minireg._engine.norm_twins import (
     layer_norm_backward_,
 )
 from minireg.nn._functional.dtype_checks import as_tensor
+from minireg.nn._functional.group_norm import group_norm, group_norm_backward
+from minireg.nn._functional.layer_norm import layer_norm, layer_norm_backward
 from minireg.nn.modules.module import Module, check_new_shape
 from minireg.parameter import Parameter, accumulate_grads
 
@@ -86,7 +89,7 @@ class LayerNorm(_AffineNorm):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         input = as_tensor(input, "layer_norm")
-        output = layer_norm_(
+        output = textbook_or_twin(layer_norm, layer_norm_)(
             input, self.normalized_shape, _data(self.weight), _data(self.bias), self.eps
         )
         self._record_forward(input, output, input)
@@ -95,7 +98,8 @@ class LayerNorm(_AffineNorm):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
         (input,), grad_output = self._recorded_forward(grad_output)
-        grad_input, grad_weight, grad_bias = layer_norm_backward_(
+        kernel = textbook_or_twin(layer_norm_backward, layer_norm_backward_)
+        grad_input, grad_weight, grad_bias = kernel(
             grad_output, input, self.normalized_shape, _data(self.weight), self.eps
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
@@ -103,8 +107,8 @@ class LayerNorm(_AffineNorm):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
-            f"bias={self.bias is not None}"
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
         )
 
 
@@ -122,7 +126,9 @@ class GroupNorm(_AffineNorm):
         dtype: Any = None,
     ) -> None:
         if num_channels % num_groups != 0:  # ZeroDivisionError for 0 groups, as torch
-            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+            raise ValueError(
+                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
         super().__init__((num_channels,), affine, bias, dtype)
         self.num_groups = num_groups
         self.num_channels = num_channels
@@ -131,18 +137,24 @@ class GroupNorm(_AffineNorm):
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         input = as_tensor(input, "group_norm")
-        output = group_norm_(input, self.num_groups, _data(self.weight), _data(self.bias), self.eps)
+        output = textbook_or_twin(group_norm, group_norm_)(
+            input, self.num_groups, _data(self.weight), _data(self.bias), self.eps
+        )
         self._record_forward(input, output, input)
         return output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Input gradient of the recorded forward; γ and β gradients are added into ``.grad``."""
         (input,), grad_output = self._recorded_forward(grad_output)
-        grad_input, grad_weight, grad_bias = group_norm_backward_(
+        kernel = textbook_or_twin(group_norm_backward, group_norm_backward_)
+        grad_input, grad_weight, grad_bias = kernel(
             grad_output, input, self.num_groups, _data(self.weight), self.eps
         )
         self._accumulate_parameter_grads(grad_weight, grad_bias)
         return grad_input
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.bias is not None}"
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
