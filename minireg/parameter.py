@@ -22,11 +22,10 @@ class Parameter:
     torch's ``RuntimeError`` unless ``requires_grad=False``); complex data is not supported.
 
     ``_grad_slot`` is where a new gradient is stored (``None``: a fresh array); it is set
-    by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer,
-    and ``_grad_offset`` is where that slot starts in the buffer, in elements.
+    by :func:`minireg.nn.utils.flatten_parameters` so gradients land in the flat buffer.
     """
 
-    __slots__ = ("__weakref__", "_grad_offset", "_grad_slot", "data", "grad")
+    __slots__ = ("__weakref__", "_grad_slot", "data", "grad")
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         # an ndarray or another array object (a CPU torch tensor); torch: None -> empty
@@ -40,7 +39,6 @@ class Parameter:
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self._grad_slot: np.ndarray | None = None
-        self._grad_offset: int | None = None
 
     # Pass-through views of the data, so a Parameter reads like the array it holds.
     @property

@@ -101,6 +101,30 @@ def test_one_adam_step_reads_under_100_lines_a_third_of_them_math():
     assert sum(map(code_lines, math)) >= total / 3
 
 
+def test_batch_norm_forward_and_backward_read_under_120_lines():
+    """From the functional entry points down to NumPy: the kernels, their numerics
+    helpers and the argument checks (the engine's blocked sum is not on the path)."""
+    from minireg.nn._functional import batch_norm, dtype_checks, norm_checks
+
+    path = [
+        batch_norm.batch_norm,
+        batch_norm.batch_norm_with_statistics,
+        batch_norm.native_batch_norm,
+        batch_norm.batch_norm_backward,
+        numerics.channel_mean,
+        numerics.channel_variance,
+        numerics.channel_sum,
+        numerics.rounded_mean,
+        norm_checks.check_batch_norm,
+        norm_checks._check_per_channel,
+        norm_checks._verify_batch_size,
+        norm_checks._check_parameter_dtypes,
+        dtype_checks.as_tensor,
+        dtype_checks.check_floating,
+    ]
+    assert sum(map(code_lines, path)) < 120
+
+
 KERNEL_MODULES = sorted(
     {k.__module__ for k, _ in BUDGETS} | {"minireg.numerics", "minireg.optim.optimizer"}
 )

@@ -69,15 +69,12 @@ def as_tensor(value: Any, function: str, argument: str = "input", position: int 
     ``TypeError``: ``"relu(): argument 'input' (position 1) must be Tensor, not list"``.
     So does an array of a dtype torch cannot hold (object, str), with ``torch.as_tensor``'s words.
     """
-    if isinstance(value, (np.ndarray, np.generic)) or (
-        hasattr(value, "__array__") and not isinstance(value, (str, bytes))
-    ):
-        array = np.asarray(value)
-    else:
+    if not hasattr(value, "__array__"):  # (ndarrays, NumPy scalars and tensors have one)
         raise TypeError(
             f"{function}(): argument '{argument}' (position {position}) must be Tensor, "
             f"not {type(value).__name__}"
         )
+    array = np.asarray(value)
     if array.dtype.kind not in "biufc":
         raise TypeError(_UNSUPPORTED.format(f"numpy.{array.dtype.type.__name__}"))
     return array
