@@ -76,7 +76,8 @@ FIGURES: dict[str, tuple[str, str, str]] = {
     ),
     "bagging": (
         "plots.bagging", "draw",
-        "bootstrap ensemble of MLPs vs one: prediction variance, ensemble and out-of-bag error, vote",
+        "bootstrap ensemble of MLPs vs one: prediction variance, ensemble and out-of-bag error, "
+        "vote",
     ),
     "cross_validation": (
         "plots.cross_validation", "draw",

@@ -10,23 +10,23 @@ figure: name, PNG path, seconds, and for comparison figures the worst
 
 from __future__ import annotations
 
-import os
-
-# The figures multiply small matrices; BLAS worker threads only contend for the cores
-# (10x slower on a busy 2-core machine) and make float reductions order-dependent.  Set
-# before NumPy is first imported; an explicit setting in the environment wins.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
-
 import argparse
 import importlib
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from plots import FIGURES, GROUPS, OPT_IN, resolve_names
+
+# The figures multiply small matrices; BLAS worker threads only contend for the cores
+# (10x slower on a busy 2-core machine) and make float reductions order-dependent.  Set
+# before NumPy is first imported (the figure modules import it, when they are drawn; none
+# of the imports above does); an explicit setting in the environment wins.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in result.notes:
             print(f"{'':<24}   note: {note}", flush=True)
     print(
-        f"{len(names) - failures}/{len(names)} figures in {time.perf_counter() - start:.1f}s -> {out_dir}/"
+        f"{len(names) - failures}/{len(names)} figures in "
+        f"{time.perf_counter() - start:.1f}s -> {out_dir}/"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1, default=_jsonable))

@@ -151,7 +151,7 @@ def copy_optimizer_state(source: Any, target: Any) -> None:
     """
     import torch
 
-    for p, q in zip(_flat_params(source), _flat_params(target)):
+    for p, q in zip(_flat_params(source), _flat_params(target), strict=True):
         state = source.state.get(p, {})
         target.state[q] = {
             key: torch.from_numpy(np.array(value, copy=True))
@@ -164,7 +164,7 @@ def copy_optimizer_state(source: Any, target: Any) -> None:
 def optimizer_state_gap(ours: Any, theirs: Any) -> float:
     """``max |Δ|`` over every state entry that a minireg and a torch optimizer hold."""
     worst = 0.0
-    for p, q in zip(_flat_params(ours), _flat_params(theirs)):
+    for p, q in zip(_flat_params(ours), _flat_params(theirs), strict=True):
         for key, value in theirs.state.get(q, {}).items():
             if hasattr(value, "detach"):
                 diff = np.abs(

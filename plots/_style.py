@@ -122,7 +122,8 @@ def optional_torch() -> Any:
 
 
 def require(dotted: str) -> Any:
-    """The module or object at a ``"minireg.optim.Adam"``-style path, or :class:`MissingDependency`."""
+    """The module or object at a ``"minireg.optim.Adam"``-style path, or
+    :class:`MissingDependency`."""
     try:
         return importlib.import_module(dotted)
     except ImportError:

@@ -248,7 +248,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             fontsize=9,
         )
         lock_ax.set_title(
-            "lockstep: torch re-synced to minireg before each step\nmax |Δ| over loss, weights, buffers",
+            "lockstep: torch re-synced to minireg before each step\n"
+            "max |Δ| over loss, weights, buffers",
             fontsize=9,
         )
         for ax in (chaos_ax, lock_ax):
@@ -266,7 +267,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             out_dir,
             f"BatchNorm: MLP {'→'.join(map(str, SIZES))} (ReLU, float64) on badly scaled spirals, "
             f"SGD, batch {BATCH}, {steps} steps{gap}",
-            f"Technique: batch normalisation (Ioffe & Szegedy 2015), train mode = batch statistics, "
+            "Technique: batch normalisation (Ioffe & Szegedy 2015), "
+            "train mode = batch statistics, "
             f"eval mode = running statistics; {torch_note(torch)} (black).",
         )
     return result

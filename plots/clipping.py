@@ -110,7 +110,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         fig, (norm_ax, loss_ax, gap_ax) = plt.subplots(1, 3, figsize=(16, 5.2))
         fig.subplots_adjust(left=0.05, right=0.98, top=0.84, bottom=0.17, wspace=0.25)
         steps_axis = np.arange(1, steps + 1)
-        for index, clip in enumerate([False, True]):
+        for _index, clip in enumerate([False, True]):
             label = f"clip_grad_norm_(max_norm={MAX_NORM})" if clip else "no clipping"
             c = color(3 if not clip else 2)
             with np.errstate(
@@ -157,7 +157,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         loss_ax.set_title("training loss (moving average, 10 steps)")
         loss_ax.set_ylabel("MSE")
         gap_ax.set_title(
-            "lockstep: torch re-synced to minireg before each step\nmax |Δ| over loss, norm, weights, momentum",
+            "lockstep: torch re-synced to minireg before each step\n"
+            "max |Δ| over loss, norm, weights, momentum",
             fontsize=9,
         )
         gap_ax.set_ylabel("|Δ| (0 drawn at 1e-18)")
@@ -174,7 +175,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             out_dir,
             f"Gradient clipping: MLP {'→'.join(map(str, SIZES))} (ReLU, float64), SGD(lr={LR}, "
             f"momentum={MOMENTUM}) — too high a learning rate{gap}",
-            "Technique: gradient-norm clipping, g ← g·min(1, max_norm/(‖g‖+1e-6)) (Pascanu et al. 2013); "
+            "Technique: gradient-norm clipping, g ← g·min(1, max_norm/(‖g‖+1e-6)) "
+            "(Pascanu et al. 2013); "
             f"{torch_note(torch)} (black, independent runs).",
         )
     return result

@@ -11,9 +11,11 @@ worst error over the battery:
 * as an element-wise relative error, ``|minireg − torch| / |torch|``, where values
   smaller than 1e-3 of the output's largest are measured as if they were that large (a
   parameter that cancels to about zero after 20 steps carries the absolute rounding of
-  its larger past values, which is no relative error of the kernel).  Rows whose minireg implementation cannot be imported show "n/a";
-a row that raises shows "error" (the CLI lists the exception).  The same numbers are
-written beside the PNG as ``fidelity.json``, which the documentation's study pages read.
+  its larger past values, which is no relative error of the kernel).
+
+Rows whose minireg implementation cannot be imported show "n/a"; a row that raises shows
+"error" (the CLI lists the exception).  The same numbers are written beside the PNG as
+``fidelity.json``, which the documentation's study pages read.
 
 What each row compares:
 
@@ -116,7 +118,8 @@ def _np(tensor: Any) -> np.ndarray:
 OPTIMIZER_CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("SGD", "SGD", {"lr": 0.1}),
     ("SGD momentum, dampening", "SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.1}),
-    ("SGD Nesterov, weight decay", "SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("SGD Nesterov, weight decay", "SGD",
+     {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
     ("SGD maximize", "SGD", {"lr": 0.1, "maximize": True, "weight_decay": 0.01}),
     ("Adagrad", "Adagrad", {"lr": 0.1}),
     ("Adagrad lr_decay, wd, init. acc.", "Adagrad",
@@ -128,13 +131,16 @@ OPTIMIZER_CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("RMSprop alpha, weight decay", "RMSprop", {"lr": 0.01, "alpha": 0.9, "weight_decay": 0.01}),
     ("Adam", "Adam", {"lr": 0.01}),
     ("Adam amsgrad", "Adam", {"lr": 0.01, "amsgrad": True}),
-    ("Adam L2 weight decay, maximize", "Adam", {"lr": 0.01, "weight_decay": 0.01, "maximize": True}),
+    ("Adam L2 weight decay, maximize", "Adam",
+     {"lr": 0.01, "weight_decay": 0.01, "maximize": True}),
     ("AdamW", "AdamW", {"lr": 0.01}),
     ("AdamW amsgrad", "AdamW", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
     ("NAdam", "NAdam", {"lr": 0.01}),
-    ("NAdam decoupled weight decay", "NAdam", {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+    ("NAdam decoupled weight decay", "NAdam",
+     {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
     ("RAdam", "RAdam", {"lr": 0.01}),
-    ("RAdam decoupled weight decay", "RAdam", {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+    ("RAdam decoupled weight decay", "RAdam",
+     {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
 ]  # fmt: skip
 
 SHAPES = [(10, 5), (10,), (7,)]
@@ -152,7 +158,7 @@ def _twins(torch: ModuleType, dtype: Any, rng: np.random.Generator) -> tuple[lis
 def _set_grads(
     ours: list[Any], theirs: list[Any], rng: np.random.Generator, dtype: Any, torch: ModuleType
 ) -> None:
-    for p, q in zip(ours, theirs):
+    for p, q in zip(ours, theirs, strict=True):
         g = rng.standard_normal(p.shape).astype(dtype)
         p.grad = g.copy()
         q.grad = torch.from_numpy(g.copy())
@@ -169,7 +175,7 @@ def _optimizer_case(class_name: str, kwargs: dict[str, Any]) -> Callable[[Module
             _set_grads(ours, theirs, rng, dtype, torch)
             opt.step()
             ref.step()
-            pairs += [(p.data.copy(), _np(q)) for p, q in zip(ours, theirs)]
+            pairs += [(p.data.copy(), _np(q)) for p, q in zip(ours, theirs, strict=True)]
         return pairs
 
     return run
@@ -186,15 +192,18 @@ SCHEDULER_CASES: list[tuple[str, Callable[[Any, Any], Any]]] = [
     ("ExponentialLR", lambda m, o: m.ExponentialLR(o, gamma=0.9)),
     ("PolynomialLR", lambda m, o: m.PolynomialLR(o, total_iters=25, power=2.0)),
     ("CosineAnnealingLR", lambda m, o: m.CosineAnnealingLR(o, T_max=10, eta_min=1e-3)),
-    ("CosineAnnealingWarmRestarts", lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, eta_min=1e-3)),
+    ("CosineAnnealingWarmRestarts", lambda m, o: m.CosineAnnealingWarmRestarts(
+        o, T_0=4, T_mult=2, eta_min=1e-3)),
     ("OneCycleLR", lambda m, o: m.OneCycleLR(o, max_lr=0.5, total_steps=31)),
     ("OneCycleLR three-phase linear", lambda m, o: m.OneCycleLR(
         o, max_lr=0.5, total_steps=31, anneal_strategy="linear", three_phase=True)),
-    ("CyclicLR triangular2", lambda m, o: m.CyclicLR(o, base_lr=0.01, max_lr=0.2, step_size_up=4, mode="triangular2")),
+    ("CyclicLR triangular2", lambda m, o: m.CyclicLR(
+        o, base_lr=0.01, max_lr=0.2, step_size_up=4, mode="triangular2")),
     ("SequentialLR (warm-up → cosine)", lambda m, o: m.SequentialLR(
-        o, [m.LinearLR(o, start_factor=0.1, total_iters=5), m.CosineAnnealingLR(o, T_max=20)], milestones=[5])),
-    ("ChainedScheduler", lambda m, o: m.ChainedScheduler([m.ConstantLR(o, factor=0.5, total_iters=3),
-                                                         m.ExponentialLR(o, gamma=0.9)])),
+        o, [m.LinearLR(o, start_factor=0.1, total_iters=5), m.CosineAnnealingLR(o, T_max=20)],
+        milestones=[5])),
+    ("ChainedScheduler", lambda m, o: m.ChainedScheduler(
+        [m.ConstantLR(o, factor=0.5, total_iters=3), m.ExponentialLR(o, gamma=0.9)])),
     ("ReduceLROnPlateau", lambda m, o: m.ReduceLROnPlateau(o, factor=0.5, patience=2, cooldown=1)),
 ]  # fmt: skip
 
@@ -231,7 +240,7 @@ def _scheduler_case(
                     np.array([g["lr"] for g in ref.param_groups], dtype=np.float64),
                 )
             )
-            pairs += [(p.data.copy(), _np(q)) for p, q in zip(ours, theirs)]
+            pairs += [(p.data.copy(), _np(q)) for p, q in zip(ours, theirs, strict=True)]
         return pairs
 
     return run
@@ -247,7 +256,7 @@ def _clip_case(kind: str, norm_type: float) -> Callable[[ModuleType, Any], Pairs
         for seed, scale in ((2, 3.0), (3, 0.01)):  # clipping active, and not
             rng = np.random.default_rng(seed)
             ours, theirs = _twins(torch, dtype, rng)
-            for p, q in zip(ours, theirs):
+            for p, q in zip(ours, theirs, strict=True):
                 g = (scale * rng.standard_normal(p.shape)).astype(dtype)
                 p.grad, q.grad = g.copy(), torch.from_numpy(g.copy())
             if kind == "norm":
@@ -259,7 +268,7 @@ def _clip_case(kind: str, norm_type: float) -> Callable[[ModuleType, Any], Pairs
             else:
                 utils.clip_grad_value_(ours, clip_value=0.5)
                 torch.nn.utils.clip_grad_value_(theirs, clip_value=0.5)
-            pairs += [(p.grad.copy(), _np(q.grad)) for p, q in zip(ours, theirs)]
+            pairs += [(p.grad.copy(), _np(q.grad)) for p, q in zip(ours, theirs, strict=True)]
         del minireg
         return pairs
 
@@ -329,7 +338,7 @@ def _norm_case(kind: str, part: str) -> Callable[[ModuleType, Any], Pairs]:
             if part == "forward":
                 pairs += [(y, _np(ty)), *stats]
             else:
-                pairs += list(zip(grads, (_np(tx.grad), _np(tw.grad), _np(tb.grad))))
+                pairs += list(zip(grads, (_np(tx.grad), _np(tw.grad), _np(tb.grad)), strict=True))
         return pairs
 
     return run
@@ -461,8 +470,10 @@ def _init_exact_case(torch: ModuleType, dtype: Any) -> Pairs:
 
 # ---------------------------------------------------------------------------- the battery
 KERNELS: list[tuple[str, str, Callable[[ModuleType, Any], Pairs]]] = [
-    *[("optimizers", label, _optimizer_case(name, kwargs)) for label, name, kwargs in OPTIMIZER_CASES],
-    *[("schedulers", label, _scheduler_case(factory, label == "ReduceLROnPlateau")) for label, factory in SCHEDULER_CASES],
+    *[("optimizers", label, _optimizer_case(name, kwargs))
+      for label, name, kwargs in OPTIMIZER_CASES],
+    *[("schedulers", label, _scheduler_case(factory, label == "ReduceLROnPlateau"))
+      for label, factory in SCHEDULER_CASES],
     ("clipping", "clip_grad_norm_ (p=2)", _clip_case("norm", 2.0)),
     ("clipping", "clip_grad_norm_ (p=1)", _clip_case("norm", 1.0)),
     ("clipping", "clip_grad_norm_ (p=inf)", _clip_case("norm", math.inf)),
@@ -481,15 +492,19 @@ KERNELS: list[tuple[str, str, Callable[[ModuleType, Any], Pairs]]] = [
     ("norms", "instance_norm, backward", _norm_case("instance_norm", "backward")),
     ("dropout", "dropout, shared mask, fwd + bwd", _dropout_case),
     ("init", "gains, fans, eye_, dirac_, constant_", _init_exact_case),
-    ("init", "uniform_(-0.3, 0.7), shared draws", _init_sampled_case("uniform_", {"a": -0.3, "b": 0.7}, "uniform")),
-    ("init", "xavier_uniform_(gain=2), shared draws", _init_sampled_case("xavier_uniform_", {"gain": 2.0}, "uniform")),
+    ("init", "uniform_(-0.3, 0.7), shared draws",
+     _init_sampled_case("uniform_", {"a": -0.3, "b": 0.7}, "uniform")),
+    ("init", "xavier_uniform_(gain=2), shared draws",
+     _init_sampled_case("xavier_uniform_", {"gain": 2.0}, "uniform")),
     ("init", "kaiming_uniform_(a=√5), shared draws",
      _init_sampled_case("kaiming_uniform_", {"a": math.sqrt(5)}, "uniform")),
-    ("init", "normal_(0.5, 2), shared draws", _init_sampled_case("normal_", {"mean": 0.5, "std": 2.0}, "normal")),
+    ("init", "normal_(0.5, 2), shared draws",
+     _init_sampled_case("normal_", {"mean": 0.5, "std": 2.0}, "normal")),
     ("init", "xavier_normal_, shared draws", _init_sampled_case("xavier_normal_", {}, "normal")),
     ("init", "kaiming_normal_(fan_out, relu), shared draws",
      _init_sampled_case("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "relu"}, "normal")),
-    ("init", "orthogonal_(gain=1.5), shared draws", _init_sampled_case("orthogonal_", {"gain": 1.5}, "normal")),
+    ("init", "orthogonal_(gain=1.5), shared draws",
+     _init_sampled_case("orthogonal_", {"gain": 1.5}, "normal")),
 ]  # fmt: skip
 
 
@@ -531,7 +546,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             left=0.19, right=0.93, top=1 - 0.9 / height, bottom=0.75 / height, wspace=1.0
         )
         cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="0.8")
-        for ax, part in zip(axes, halves):
+        for ax, part in zip(axes, halves, strict=True):
             values = np.full((len(part), len(DTYPES)), np.nan)
             for i, row in enumerate(part):
                 for j, dtype in enumerate(DTYPES):
@@ -592,12 +607,14 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             fig,
             result,
             out_dir,
-            f"Fidelity: minireg against torch {torch.__version__.split('+')[0]} (CPU), {len(rows)} kernels; "
+            f"Fidelity: minireg against torch {torch.__version__.split('+')[0]} (CPU), "
+            f"{len(rows)} kernels; "
             f"worst relative error float32 {result.data['worst relative error float32']:.1e}, "
             f"float64 {result.data['worst relative error float64']:.1e}",
-            "Technique: every kernel of minireg (optimizers, schedulers, clipping, norms, dropout, init) "
-            "checked number by number against torch; method in plots/fidelity.py.\n"
-            "group_norm backward: on a (3, 6) input (two values per group) torch's float64 gradient is "
+            "Technique: every kernel of minireg (optimizers, schedulers, clipping, norms, dropout, "
+            "init) checked number by number against torch; method in plots/fidelity.py.\n"
+            "group_norm backward: on a (3, 6) input (two values per group) torch's float64 "
+            "gradient is "
             "~2e-12 from the exact answer and minireg's ~1e-14 -- that cell is torch's rounding.",
             caption_y=0.003,
         )

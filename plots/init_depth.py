@@ -192,7 +192,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
                         marker="x",
                         ms=4,
                     )
-                    for a, b in zip(ours["activations"], theirs["activations"]):
+                    for a, b in zip(ours["activations"], theirs["activations"], strict=True):
                         result.add_gap(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
                     result.add_gap(
                         np.max(

@@ -227,7 +227,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             result,
             out_dir,
             f"Learning-rate schedules on SGD(lr={BASE_LR}, momentum=0.9), {epochs} epochs",
-            "Technique: learning-rate scheduling (step decay; cosine annealing, Loshchilov & Hutter 2017; "
+            "Technique: learning-rate scheduling (step decay; cosine annealing, "
+            "Loshchilov & Hutter 2017; "
             f"1cycle, Smith & Topin 2019; warm-up; reduce-on-plateau); {torch_note(torch)}.",
             title_size=12,
         )

@@ -110,7 +110,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             ours = train(label, steps, checkpoints, "minireg")
             theirs = train(label, steps, checkpoints, "torch") if torch is not None else None
             ax.scatter(x[:, 0], y[:, 0], s=4, color="0.6", alpha=0.5, label="data")
-            for shade, t in zip(shades, [*checkpoints, steps]):
+            for shade, t in zip(shades, [*checkpoints, steps], strict=True):
                 ax.plot(
                     ours["grid"],
                     ours["fits"][t][:, 0],
@@ -129,7 +129,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
                     )
                     result.add_gap(np.abs(ours["fits"][t] - theirs["fits"][t]).max())
             ax.set_title(
-                f"{label}: {OPTIMIZERS[label][0]}({', '.join(f'{k}={v}' for k, v in OPTIMIZERS[label][1].items())})"
+                f"{label}: {OPTIMIZERS[label][0]}"
+                f"({', '.join(f'{k}={v}' for k, v in OPTIMIZERS[label][1].items())})"
             )
             ax.set_xlabel("x")
             ax.set_ylabel("y")

@@ -183,7 +183,8 @@ def train_dropout(p: float, steps: int, eval_every: int, patience: int) -> dict[
     return {
         "x": x, "y": y, "grid": xv[:, 0], "fit": fit[:, 0], "best_fit": model(xv)[:, 0],
         "train": np.array(train_curve), "val": np.array(val_curve),
-        "stop_at": stop_at, "best_at": stopper.best_epoch * eval_every, "best_val": stopper.best_metric,
+        "stop_at": stop_at, "best_at": stopper.best_epoch * eval_every,
+        "best_val": stopper.best_metric,
     }  # fmt: skip
 
 
@@ -328,9 +329,10 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             fig,
             result,
             out_dir,
-            f"Regularisation: weight penalties (20→64→1 tanh, SGD lr {LR}, {steps} steps), dropout and "
-            f"early stopping (float64){gap}",
-            "Technique: L1/lasso (Tibshirani 1996), L2/ridge, elastic net (Zou & Hastie 2005), dropout "
-            f"(Srivastava et al. 2014), early stopping (Prechelt 1998); top row {torch_note(torch)}.",
+            f"Regularisation: weight penalties (20→64→1 tanh, SGD lr {LR}, {steps} steps), "
+            f"dropout and early stopping (float64){gap}",
+            "Technique: L1/lasso (Tibshirani 1996), L2/ridge, elastic net (Zou & Hastie 2005), "
+            "dropout (Srivastava et al. 2014), early stopping (Prechelt 1998); "
+            f"top row {torch_note(torch)}.",
         )
     return result

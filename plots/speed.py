@@ -287,14 +287,14 @@ def _optimizer(torch: ModuleType, name: str, tensors: int, each: int, scale: Sca
     grads = [rng.standard_normal(each, dtype=np.float32) for _ in range(tensors)]
 
     params = []
-    for d, g in zip(data, grads):
+    for d, g in zip(data, grads, strict=True):
         p = Parameter(d.copy())
         p.grad = g.copy()
         params.append(p)
     calls: dict[str, Callable[[], Any]] = {"minireg": minireg_class(params, **options).step}
     if tensors > 1:  # the same tensors held as views of one buffer: one kernel call per step
         flat = [Parameter(d.copy()) for d in data]
-        for p, g in zip(flat, grads):
+        for p, g in zip(flat, grads, strict=True):
             p.grad = g.copy()
         flatten_parameters(flat)
         calls["minireg flat"] = minireg_class(flat, **options).step
@@ -304,7 +304,7 @@ def _optimizer(torch: ModuleType, name: str, tensors: int, each: int, scale: Sca
         ("torch fused", {"fused": True}),
     ):
         tparams = []
-        for d, g in zip(data, grads):
+        for d, g in zip(data, grads, strict=True):
             t = torch.nn.Parameter(torch.from_numpy(d.copy()))
             t.grad = torch.from_numpy(g.copy())
             tparams.append(t)
@@ -576,7 +576,7 @@ def _plot_optimizers(fig: Any, grid: Any, benches: list[Benchmark], scale: Scale
         for variant in VARIANTS:
             points = [(b.elements, b.seconds[variant]) for b in single if variant in b.seconds]
             if points:
-                xs, ys = zip(*points)
+                xs, ys = zip(*points, strict=True)
                 ax.plot(xs, np.array(ys) * 1e3, label=variant, markersize=4, **STYLE[variant])
             for b in many:
                 if variant in b.seconds:
@@ -597,7 +597,8 @@ def _plot_optimizers(fig: Any, grid: Any, benches: list[Benchmark], scale: Scale
         if index == 2:
             hollow = Line2D(
                 [], [], marker="o", linestyle="none", markerfacecolor="none",
-                markeredgecolor="0.3", label=f"hollow: {_case(*scale.many)} tensors\n(x = total elements)",
+                markeredgecolor="0.3",
+                label=f"hollow: {_case(*scale.many)} tensors\n(x = total elements)",
             )  # fmt: skip
             variants = [Line2D([], [], label=v, markersize=4, **STYLE[v]) for v in VARIANTS]
             legend_outside(ax, handles=[*variants, hollow])
@@ -627,7 +628,7 @@ def _plot_ratios(ax: Any, benches: list[Benchmark]) -> None:
     low, high = min(ratios + [1.0]), max(ratios + [1.0])
     ax.set_ylim(low / 2, high * 2)
     _plain_log_ticks(ax)
-    for x, r, b in zip(positions, ratios, rest):
+    for x, r, b in zip(positions, ratios, rest, strict=True):
         text = f"{r:.2f}×"
         error = b.extra.get("norm_rel_error")
         if error:
@@ -690,7 +691,8 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         _plot_ratios(fig.add_subplot(grid[1, 2]), benches)
         rounds = sorted({b.rounds for b in benches})
         title = (
-            f"minireg vs torch {env['torch'].split('+')[0]} on the CPU, float32: median time per call"
+            f"minireg vs torch {env['torch'].split('+')[0]} on the CPU, float32: "
+            "median time per call"
             f"{' (--quick)' if quick else ''}"
         )
         load = " → ".join(f"{values[0]:.2f}" for values in (load_before, load_after) if values)

@@ -343,10 +343,12 @@ def _draw_grid(surface: str, out_dir: Path, quick: bool) -> FigureResult:
             fig,
             result,
             out_dir,
-            f"Optimizer paths on the {spec.title} {spec.formula}, {_steps(surface, quick)} steps from "
-            f"{spec.start} (float64); lower panels: per-step max |minireg − torch| (0 drawn at 1e-18)",
-            f"Technique: first-order optimizers (SGD, heavy-ball/Nesterov momentum, Adagrad, Adadelta, "
-            f"RMSprop, Adam, AdamW, NAdam, RAdam); {torch_note(torch)}; gold star = minimum, square = start.",
+            f"Optimizer paths on the {spec.title} {spec.formula}, {_steps(surface, quick)} "
+            f"steps from {spec.start} (float64); lower panels: per-step max |minireg − torch| "
+            "(0 drawn at 1e-18)",
+            "Technique: first-order optimizers (SGD, heavy-ball/Nesterov momentum, Adagrad, "
+            f"Adadelta, RMSprop, Adam, AdamW, NAdam, RAdam); {torch_note(torch)}; "
+            "gold star = minimum, square = start.",
         )
         result.notes += [f"{label}: {note}" for label, (_, _, note) in paths.items() if note]
     return result
@@ -380,7 +382,7 @@ def draw_overlay(out_dir: Path, quick: bool = False) -> FigureResult:
         torch = optional_torch()
         fig, axes = plt.subplots(1, 3, figsize=(15.5, 5.4))
         fig.subplots_adjust(left=0.04, right=0.88, top=0.80, bottom=0.15, wspace=0.22)
-        for ax, surface in zip(axes, SURFACES):
+        for ax, surface in zip(axes, SURFACES, strict=True):
             spec = SURFACES[surface]
             _contour(ax, surface, quick)
             for index, (label, (ours, theirs, _)) in enumerate(_all_paths(surface, quick).items()):
@@ -418,8 +420,10 @@ def draw_overlay(out_dir: Path, quick: bool = False) -> FigureResult:
             fig,
             result,
             out_dir,
-            f"All optimizers on three surfaces (float64); worst |minireg − torch| over all paths: {worst}",
+            "All optimizers on three surfaces (float64); worst |minireg − torch| over all paths: "
+            f"{worst}",
             "Technique: first-order optimizers compared on ill-conditioned, curved-valley and "
-            f"multimodal surfaces; {_overlay_note(torch)}; learning rates in plots/trajectories.py.",
+            f"multimodal surfaces; {_overlay_note(torch)}; "
+            "learning rates in plots/trajectories.py.",
         )
     return result

@@ -126,7 +126,7 @@ def set_grads(
     device: str,
 ) -> None:
     """Give both twins the same gradients (``None`` leaves that parameter without one)."""
-    for p, q, g in zip(ours, theirs, grads):
+    for p, q, g in zip(ours, theirs, grads, strict=True):
         p.grad = None if g is None else np.array(g, copy=True)
         q.grad = None if g is None else to_torch(g, device)
 
@@ -144,8 +144,12 @@ def assert_close(
     expected_np = to_numpy(expected)
     actual_np = np.asarray(actual)
     if check_dtype and isinstance(expected, (torch.Tensor, np.ndarray)):
-        assert actual_np.dtype == expected_np.dtype, f"{what}: dtype {actual_np.dtype} != {expected_np.dtype}"
-    assert actual_np.shape == expected_np.shape, f"{what}: shape {actual_np.shape} != {expected_np.shape}"
+        assert actual_np.dtype == expected_np.dtype, (
+            f"{what}: dtype {actual_np.dtype} != {expected_np.dtype}"
+        )
+    assert actual_np.shape == expected_np.shape, (
+        f"{what}: shape {actual_np.shape} != {expected_np.shape}"
+    )
     np.testing.assert_allclose(
         actual_np.astype(np.float64),
         expected_np.astype(np.float64),
@@ -292,7 +296,9 @@ shapes = st.one_of(
 )
 
 
-def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: type, scale: float = 1.0) -> np.ndarray:
+def random_array(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: type, scale: float = 1.0
+) -> np.ndarray:
     """Standard-normal data times ``scale``, drawn in float64 then cast."""
     return np.asarray((scale * rng.standard_normal(shape)).astype(dtype))
 

@@ -23,14 +23,20 @@ from reference_tests.conftest import (
 )
 
 
-def make_twins(name: str, args: tuple[Any, ...], dtype: Any, device: str, **kwargs: Any) -> tuple[Any, Any]:
+def make_twins(
+    name: str, args: tuple[Any, ...], dtype: Any, device: str, **kwargs: Any
+) -> tuple[Any, Any]:
     """``minireg.nn.<name>(*args, **kwargs)`` in ``dtype`` and its torch twin on ``device``."""
     ours = getattr(minireg.nn, name)(*args, dtype=dtype, **kwargs)
-    theirs = getattr(torch.nn, name)(*args, device=device, dtype=TORCH_DTYPES[np.dtype(dtype)], **kwargs)
+    theirs = getattr(torch.nn, name)(
+        *args, device=device, dtype=TORCH_DTYPES[np.dtype(dtype)], **kwargs
+    )
     return ours, theirs
 
 
-def distribution(rng: np.random.Generator, stat_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def distribution(
+    rng: np.random.Generator, stat_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """One well-conditioned (loc, sigma) per cell of ``stat_shape``: sigma log-uniform in
     [0.1, 10], |loc| <= 10 sigma."""
     sigma = np.exp(rng.uniform(np.log(0.1), np.log(10.0), stat_shape))
@@ -50,7 +56,9 @@ def well_conditioned(
     return (loc + sigma * rng.standard_normal(shape)).astype(dtype)
 
 
-def affine_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+def affine_values(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """A weight in [-2, 2] (so negative scales are covered) and a bias in [-2, 2]."""
     return rng.uniform(-2.0, 2.0, shape).astype(dtype), rng.uniform(-2.0, 2.0, shape).astype(dtype)
 
@@ -64,7 +72,9 @@ def scaled_tolerance(dtype: Any, device: str, scale: float) -> tuple[float, floa
 class Scales:
     """The magnitudes the float32 roundings act on, for one forward/backward (module docstring)."""
 
-    def __init__(self, x: np.ndarray, dy: np.ndarray, invstd_max: float, weight: Any, bias: Any) -> None:
+    def __init__(
+        self, x: np.ndarray, dy: np.ndarray, invstd_max: float, weight: Any, bias: Any
+    ) -> None:
         x_max = float(np.abs(x).max(initial=0.0))
         dy_max = float(np.abs(dy).max(initial=0.0))
         w_max = 1.0 if weight is None else float(np.abs(np.asarray(weight)).max(initial=0.0))
@@ -84,7 +94,9 @@ def max_invstd(x: np.ndarray, axes: tuple[int, ...], eps: float) -> float:
     return float(np.max(1.0 / np.sqrt(var + eps), initial=1.0))
 
 
-def copy_affine(ours: minireg.nn.Module, theirs: torch.nn.Module, rng: np.random.Generator, device: str) -> None:
+def copy_affine(
+    ours: minireg.nn.Module, theirs: torch.nn.Module, rng: np.random.Generator, device: str
+) -> None:
     """Give both layers the same random weight and bias (those they have)."""
     for name in ("weight", "bias"):
         mine = getattr(ours, name)
@@ -119,19 +131,28 @@ def compare_step(
     bias = None if ours.bias is None else ours.bias.data
     scales = Scales(x, dy, invstd, weight, bias)
     assert_close(y, y_t, *scaled_tolerance(dtype, device, scales.output), f"{where}: output")
-    assert_close(grad_input, x_t.grad, *scaled_tolerance(dtype, device, scales.grad_input), f"{where}: grad input")
+    assert_close(
+        grad_input,
+        x_t.grad,
+        *scaled_tolerance(dtype, device, scales.grad_input),
+        f"{where}: grad input",
+    )
     grad_scales["weight"] = grad_scales.get("weight", 0.0) + scales.grad_weight
     grad_scales["bias"] = grad_scales.get("bias", 0.0) + scales.grad_bias
     for name in ("weight", "bias"):
         mine = getattr(ours, name)
         if mine is not None:
             assert_close(
-                mine.grad, getattr(theirs, name).grad,
-                *scaled_tolerance(dtype, device, grad_scales[name]), f"{where}: {name}.grad",
+                mine.grad,
+                getattr(theirs, name).grad,
+                *scaled_tolerance(dtype, device, grad_scales[name]),
+                f"{where}: {name}.grad",
             )
 
 
-def compare_buffers(ours: minireg.nn.Module, theirs: torch.nn.Module, dtype: Any, device: str, where: str) -> None:
+def compare_buffers(
+    ours: minireg.nn.Module, theirs: torch.nn.Module, dtype: Any, device: str, where: str
+) -> None:
     """running_mean, running_var (tolerance()) and num_batches_tracked (exactly)."""
     for name in ("running_mean", "running_var"):
         mine, expected = getattr(ours, name), getattr(theirs, name)
@@ -142,7 +163,13 @@ def compare_buffers(ours: minireg.nn.Module, theirs: torch.nn.Module, dtype: Any
     if theirs.num_batches_tracked is None:
         assert ours.num_batches_tracked is None
     else:
-        assert_close(ours.num_batches_tracked, theirs.num_batches_tracked, 0, 0, f"{where}: num_batches_tracked")
+        assert_close(
+            ours.num_batches_tracked,
+            theirs.num_batches_tracked,
+            0,
+            0,
+            f"{where}: num_batches_tracked",
+        )
 
 
 def running_invstd(invstd: float, theirs: torch.nn.Module, eps: float) -> float:

@@ -42,14 +42,18 @@ grad_scales = st.sampled_from([1e-3, 1.0, 30.0])
 invalid_values = st.sampled_from([-1e-3, -1.0, math.nan])  # a hyperparameter torch refuses
 
 
-def compare_optimizer_state(ours: Any, theirs: torch.optim.Optimizer, ours_params, theirs_params, rtol, atol, where) -> None:
+def compare_optimizer_state(
+    ours: Any, theirs: torch.optim.Optimizer, ours_params, theirs_params, rtol, atol, where
+) -> None:
     """Parameters, and every state entry torch holds, must agree (same keys, dtypes, values)."""
-    for index, (p, q) in enumerate(zip(ours_params, theirs_params)):
+    for index, (p, q) in enumerate(zip(ours_params, theirs_params, strict=True)):
         assert_close(p.data, q, rtol, atol, f"{where}: param {index}")
         ours_state, theirs_state = ours.state.get(p, {}), theirs.state.get(q, {})
         assert set(ours_state) == set(theirs_state), f"{where}: state keys of param {index}"
         for key, expected in theirs_state.items():
-            assert_close(ours_state[key], expected, rtol, atol, f"{where}: state[{key!r}] of param {index}")
+            assert_close(
+                ours_state[key], expected, rtol, atol, f"{where}: state[{key!r}] of param {index}"
+            )
 
 
 def run_trajectory(
@@ -74,7 +78,9 @@ def run_trajectory(
     rng = np.random.default_rng(seed)
     rtol, atol = tolerance(dtype, device)
     rtol, atol = rtol * tolerance_scale, atol * tolerance_scale
-    ours_params, theirs_params = twin_parameters([random_array(rng, s, dtype) for s in shapes], device)
+    ours_params, theirs_params = twin_parameters(
+        [random_array(rng, s, dtype) for s in shapes], device
+    )
     ours = minireg_cls(ours_params, **kwargs)
     theirs = torch_cls(theirs_params, **kwargs)
     # One parameter never gets a gradient: compare_optimizer_state then checks that neither
@@ -82,7 +88,7 @@ def run_trajectory(
     never = rng.integers(len(shapes)) if len(shapes) > 1 else -1
     for step in range(steps):
         if step % 7 == 6:  # change the learning rate between steps, identically on both sides
-            for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
+            for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups, strict=True):
                 g_ours["lr"] = g_theirs["lr"] = g_ours["lr"] * 0.5
         grads = [
             None if (i == never or rng.random() < 0.15) else random_array(rng, s, dtype, grad_scale)
@@ -92,13 +98,15 @@ def run_trajectory(
         before = [None if g is None else g.copy() for g in grads]
         ours.step()
         theirs.step()
-        for p, g in zip(ours_params, before):
+        for p, g in zip(ours_params, before, strict=True):
             if g is None:
                 assert p.grad is None
             else:
                 np.testing.assert_array_equal(p.grad, g, err_msg="step() modified .grad")
                 assert p.grad.dtype == g.dtype
-        compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"step {step}")
+        compare_optimizer_state(
+            ours, theirs, ours_params, theirs_params, rtol, atol, f"step {step}"
+        )
     return ours, theirs, ours_params, theirs_params
 
 
@@ -134,10 +142,10 @@ def continue_from_torch_state(
     ours_params, theirs_params = twin_parameters(arrays, device)
     theirs = torch_cls(theirs_params, **kwargs)
     for _ in range(steps_before):
-        for q, s in zip(theirs_params, shapes):
+        for q, s in zip(theirs_params, shapes, strict=True):
             q.grad = torch.from_numpy(random_array(rng, s, dtype)).to(device)
         theirs.step()
-    for p, q in zip(ours_params, theirs_params):
+    for p, q in zip(ours_params, theirs_params, strict=True):
         p.data[...] = to_numpy(q)
     ours = minireg_cls(ours_params, **kwargs)
     ours.load_state_dict(torch_state_dict_as_numpy(theirs.state_dict()))
@@ -150,7 +158,9 @@ def continue_from_torch_state(
         set_grads(ours_params, theirs_params, grads, device)
         ours.step()
         theirs.step()
-        compare_optimizer_state(ours, theirs, ours_params, theirs_params, rtol, atol, f"resumed step {step}")
+        compare_optimizer_state(
+            ours, theirs, ours_params, theirs_params, rtol, atol, f"resumed step {step}"
+        )
 
 
 def run_scaled_trajectory(
@@ -293,7 +303,7 @@ def check_state_dict_round_trip(
     opt = minireg_cls(params, **kwargs)
     grads = [[draw(rng, s, dtype) for s in shape_list] for _ in range(steps_before + steps_after)]
     for step in grads[:steps_before]:
-        for p, g in zip(params, step):
+        for p, g in zip(params, step, strict=True):
             p.grad = g
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
@@ -302,19 +312,19 @@ def check_state_dict_round_trip(
     clone.load_state_dict(saved)
     assert clone.param_groups[0] == {**opt.param_groups[0], "params": clone_params}
     exact = True
-    for p, q in zip(params, clone_params):
+    for p, q in zip(params, clone_params, strict=True):
         assert list(clone.state[q]) == list(opt.state[p])
         for key, value in opt.state[p].items():
             assert clone.state[q][key].dtype == loaded_dtype(dtype, key, value), key
             np.testing.assert_array_equal(clone.state[q][key], value)
             exact &= clone.state[q][key].dtype == value.dtype
     for step in grads[steps_before:]:
-        for p, q, g in zip(params, clone_params, step):
+        for p, q, g in zip(params, clone_params, step, strict=True):
             p.grad, q.grad = g, g.copy()
         opt.step()
         clone.step()
     rtol, atol = (0.0, 0.0) if exact else tolerance(dtype, "cpu")
-    for p, q in zip(params, clone_params):
+    for p, q in zip(params, clone_params, strict=True):
         assert q.dtype == np.dtype(dtype)
         assert_close(q.data, p.data, rtol, atol, "param")
         for key in state_keys:
@@ -407,14 +417,16 @@ def bitwise_trajectory_mismatches(
             theirs = getattr(torch.optim, name)(theirs_params, **kwargs)
             for step in range(steps):
                 if step % 7 == 6:
-                    for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
+                    for g_ours, g_theirs in zip(
+                        ours.param_groups, theirs.param_groups, strict=True
+                    ):
                         g_ours["lr"] = g_theirs["lr"] = g_ours["lr"] * 0.5
                 set_grads(
                     ours_params, theirs_params, [draw(rng, s, dtype) for s in shape_list], "cpu"
                 )
                 ours.step()
                 theirs.step()
-                for i, (p, q) in enumerate(zip(ours_params, theirs_params)):
+                for i, (p, q) in enumerate(zip(ours_params, theirs_params, strict=True)):
                     pairs = [("param", p.data, q)] + [
                         (k, ours.state[p][k], v) for k, v in theirs.state[q].items()
                     ]

@@ -39,15 +39,33 @@ adadelta_kwargs = st.fixed_dictionaries(
 )
 
 
-@given(kwargs=adadelta_kwargs, shape_list=st.lists(shapes, min_size=1, max_size=3), dtype=dtypes, seed=st.integers(0, 2**31))
+@given(
+    kwargs=adadelta_kwargs,
+    shape_list=st.lists(shapes, min_size=1, max_size=3),
+    dtype=dtypes,
+    seed=st.integers(0, 2**31),
+)
 def test_adadelta_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed):
-    run_trajectory(minireg.optim.Adadelta, torch.optim.Adadelta, kwargs, shape_list, dtype, device, seed, steps=25)
+    run_trajectory(
+        minireg.optim.Adadelta,
+        torch.optim.Adadelta,
+        kwargs,
+        shape_list,
+        dtype,
+        device,
+        seed,
+        steps=25,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kwargs", [dict(), dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01, maximize=True)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01, maximize=True)]
+)
 def test_adadelta_resumes_from_torch_state_dict(device, dtype, kwargs):
-    continue_from_torch_state(minireg.optim.Adadelta, torch.optim.Adadelta, kwargs, [(4, 3), (3,)], dtype, device, seed=1)
+    continue_from_torch_state(
+        minireg.optim.Adadelta, torch.optim.Adadelta, kwargs, [(4, 3), (3,)], dtype, device, seed=1
+    )
 
 
 def test_adadelta_two_steps_by_hand():
@@ -105,6 +123,10 @@ def test_adadelta_each_error_matches_torch(kwargs, message):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adadelta_state_dict_round_trip_continues_bit_identically(dtype):
     check_state_dict_round_trip(
-        minireg.optim.Adadelta, dict(lr=0.5, rho=0.8, weight_decay=1e-3), dtype,
-        steps_before=4, steps_after=4, state_keys=("step", "square_avg", "acc_delta"),
+        minireg.optim.Adadelta,
+        dict(lr=0.5, rho=0.8, weight_decay=1e-3),
+        dtype,
+        steps_before=4,
+        steps_after=4,
+        state_keys=("step", "square_avg", "acc_delta"),
     )

@@ -42,18 +42,39 @@ adagrad_kwargs = st.fixed_dictionaries(
 )
 
 
-@given(kwargs=adagrad_kwargs, shape_list=st.lists(shapes, min_size=1, max_size=3), dtype=dtypes, seed=st.integers(0, 2**31))
+@given(
+    kwargs=adagrad_kwargs,
+    shape_list=st.lists(shapes, min_size=1, max_size=3),
+    dtype=dtypes,
+    seed=st.integers(0, 2**31),
+)
 def test_adagrad_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed):
-    run_trajectory(minireg.optim.Adagrad, torch.optim.Adagrad, kwargs, shape_list, dtype, device, seed, steps=25)
+    run_trajectory(
+        minireg.optim.Adagrad,
+        torch.optim.Adagrad,
+        kwargs,
+        shape_list,
+        dtype,
+        device,
+        seed,
+        steps=25,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(lr=0.1), dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.5, maximize=True)],
+    [
+        dict(lr=0.1),
+        dict(
+            lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.5, maximize=True
+        ),
+    ],
 )
 def test_adagrad_resumes_from_torch_state_dict(device, dtype, kwargs):
-    continue_from_torch_state(minireg.optim.Adagrad, torch.optim.Adagrad, kwargs, [(4, 3), (3,)], dtype, device, seed=1)
+    continue_from_torch_state(
+        minireg.optim.Adagrad, torch.optim.Adagrad, kwargs, [(4, 3), (3,)], dtype, device, seed=1
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -67,12 +88,15 @@ def test_adagrad_state_exists_from_construction(device, dtype):
     theirs_p = [torch.nn.Parameter(torch.from_numpy(a.copy()).to(device)) for a in arrays]
 
     def build(cls, p):
-        opt = cls([{"params": [p[0]], "initial_accumulator_value": 0.7}, {"params": [p[1]]}], initial_accumulator_value=0.2)
+        opt = cls(
+            [{"params": [p[0]], "initial_accumulator_value": 0.7}, {"params": [p[1]]}],
+            initial_accumulator_value=0.2,
+        )
         return opt
 
     ours, theirs = build(minireg.optim.Adagrad, ours_p), build(torch.optim.Adagrad, theirs_p)
     rtol, atol = tolerance(dtype, device)
-    for p, q in zip(ours_p[:2], theirs_p[:2]):
+    for p, q in zip(ours_p[:2], theirs_p[:2], strict=True):
         assert list(ours.state[p]) == list(theirs.state[q]) == ["step", "sum"]
         for key in ("step", "sum"):
             assert_close(ours.state[p][key], theirs.state[q][key], rtol, atol, key)
@@ -83,7 +107,7 @@ def test_adagrad_state_exists_from_construction(device, dtype):
     ours_p[2].grad, theirs_p[2].grad = grad.copy(), torch.from_numpy(grad.copy()).to(device)
     ours.step()
     theirs.step()
-    for p, q in zip(ours_p, theirs_p):
+    for p, q in zip(ours_p, theirs_p, strict=True):
         assert_close(p.data, q, rtol, atol, "param")
         for key in ("step", "sum"):
             assert_close(ours.state[p][key], theirs.state[q][key], rtol, atol, key)
@@ -138,5 +162,8 @@ def test_adagrad_state_dict_round_trip_continues_bit_identically(dtype):
     check_state_dict_round_trip(
         minireg.optim.Adagrad,
         dict(lr=0.05, lr_decay=0.01, weight_decay=1e-3, initial_accumulator_value=0.1),
-        dtype, steps_before=4, steps_after=4, state_keys=("step", "sum"),
+        dtype,
+        steps_before=4,
+        steps_after=4,
+        state_keys=("step", "sum"),
     )

@@ -127,21 +127,44 @@ def test_batch_norm_functional_matches_torch(device, dtype):
     weight, bias = affine_values(rng, (3,), dtype)
     dy = rng.standard_normal(x.shape).astype(dtype)
     for training, with_stats in [(True, True), (True, False), (False, True)]:
-        running = [np.array(v, dtype) for v in (rng.standard_normal(3), rng.uniform(0.5, 2.0, 3))] if with_stats else [None, None]
+        running = (
+            [np.array(v, dtype) for v in (rng.standard_normal(3), rng.uniform(0.5, 2.0, 3))]
+            if with_stats
+            else [None, None]
+        )
         running_t = [None if r is None else to_torch(r, device) for r in running]
         x_t, w_t, b_t = (to_torch(a, device, requires_grad=True) for a in (x, weight, bias))
         y_t = torch.nn.functional.batch_norm(x_t, *running_t, w_t, b_t, training, 0.3, 1e-4)
         y_t.backward(to_torch(dy, device))
         y = F.batch_norm(x, *running, weight, bias, training, 0.3, 1e-4)
         grads = F.batch_norm_backward(dy, x, *running, weight, training, 1e-4)
-        invstd = max_invstd(x, (0, 2), 1e-4) if training else float(np.max(1 / np.sqrt(running[1] + 1e-4)))
+        invstd = (
+            max_invstd(x, (0, 2), 1e-4)
+            if training
+            else float(np.max(1 / np.sqrt(running[1] + 1e-4)))
+        )
         scales = Scales(x, dy, invstd, weight, bias)
         where = f"training={training}, running stats={with_stats}"
         assert_close(y, y_t, *scaled_tolerance(dtype, device, scales.output), f"{where}: output")
-        assert_close(grads[0], x_t.grad, *scaled_tolerance(dtype, device, scales.grad_input), f"{where}: grad input")
-        assert_close(grads[1], w_t.grad, *scaled_tolerance(dtype, device, scales.grad_weight), f"{where}: grad weight")
-        assert_close(grads[2], b_t.grad, *scaled_tolerance(dtype, device, scales.grad_bias), f"{where}: grad bias")
-        for r, r_t in zip(running, running_t):
+        assert_close(
+            grads[0],
+            x_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_input),
+            f"{where}: grad input",
+        )
+        assert_close(
+            grads[1],
+            w_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_weight),
+            f"{where}: grad weight",
+        )
+        assert_close(
+            grads[2],
+            b_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_bias),
+            f"{where}: grad bias",
+        )
+        for r, r_t in zip(running, running_t, strict=True):
             if r is not None:
                 assert_close(r, r_t, *tolerance(dtype, device), f"{where}: running stats")
 
@@ -151,7 +174,9 @@ def test_running_variance_is_unbiased_and_normalisation_biased():
     module = minireg.nn.BatchNorm1d(1, momentum=1.0, eps=1e-5)
     y = module(np.array([[0.0], [2.0]]))
     np.testing.assert_allclose(module.running_var, [2.0])  # sum (x - 1)^2 / (n - 1) = 2 / 1
-    np.testing.assert_allclose(y[:, 0], [-1 / np.sqrt(1 + 1e-5), 1 / np.sqrt(1 + 1e-5)])  # var_b = 1
+    np.testing.assert_allclose(
+        y[:, 0], [-1 / np.sqrt(1 + 1e-5), 1 / np.sqrt(1 + 1e-5)]
+    )  # var_b = 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -162,14 +187,16 @@ def test_state_dict_matches_torch_and_torch_state_loads(device, dtype, track_run
     kwargs = dict(track_running_stats=track_running_stats, bias=bias, momentum=None)
     ours, theirs = make_twins("BatchNorm2d", (4,), dtype, device, **kwargs)
     copy_affine(ours, theirs, rng, device)
-    for step in range(3):
+    for _ in range(3):
         x = well_conditioned(rng, (3, 4, 2, 2), dtype, (1, 4, 1, 1))
         ours(x)
         theirs(to_torch(x, device))
     ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
     assert list(ours_sd) == list(theirs_sd)
     for key in theirs_sd:
-        assert_close(ours_sd[key], theirs_sd[key], *tolerance(dtype, device), f"state_dict[{key!r}]")
+        assert_close(
+            ours_sd[key], theirs_sd[key], *tolerance(dtype, device), f"state_dict[{key!r}]"
+        )
     # A torch layer's state (as numpy) loads into a fresh minireg layer, which then
     # evaluates like the torch layer.
     fresh = minireg.nn.BatchNorm2d(4, dtype=dtype, **kwargs)
@@ -181,13 +208,28 @@ def test_state_dict_matches_torch_and_torch_state_loads(device, dtype, track_run
     fresh.eval()
     theirs.eval()
     invstd = running_invstd(max_invstd(x, (0, 2, 3), 1e-5), theirs, 1e-5)
-    scale = Scales(x, x, invstd, to_numpy(theirs.weight), None if theirs.bias is None else to_numpy(theirs.bias)).output
-    assert_close(fresh(x), theirs(to_torch(x, device)), *scaled_tolerance(dtype, device, scale), "eval after load")
+    scale = Scales(
+        x,
+        x,
+        invstd,
+        to_numpy(theirs.weight),
+        None if theirs.bias is None else to_numpy(theirs.bias),
+    ).output
+    assert_close(
+        fresh(x),
+        theirs(to_torch(x, device)),
+        *scaled_tolerance(dtype, device, scale),
+        "eval after load",
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(), dict(momentum=None, bias=False), dict(affine=False, track_running_stats=False, eps=1e-3)],
+    [
+        dict(),
+        dict(momentum=None, bias=False),
+        dict(affine=False, track_running_stats=False, eps=1e-3),
+    ],
 )
 @pytest.mark.parametrize("name", ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"])
 def test_repr_and_parameters_match_torch(device, name, kwargs):
@@ -234,11 +276,17 @@ def test_eps_zero_is_allowed_in_evaluation(device):
     ours.eval()
     theirs.eval()
     x = np.arange(12.0).reshape(4, 3)
-    assert_close(ours(x), theirs(to_torch(x, device)), *tolerance(np.float64, device), "eval, eps=0")
+    assert_close(
+        ours(x), theirs(to_torch(x, device)), *tolerance(np.float64, device), "eval, eps=0"
+    )
 
 
 def _functional_case(
-    shape: tuple[int, ...], running: Sequence[int | None], weight: int | None, bias: int | None, training: bool
+    shape: tuple[int, ...],
+    running: Sequence[int | None],
+    weight: int | None,
+    bias: int | None,
+    training: bool,
 ) -> tuple[Callable[[], Any], Callable[[], Any]]:
     def arrays(device: str | None) -> list[Any]:
         out = []
@@ -248,7 +296,9 @@ def _functional_case(
         return out
 
     def theirs(device: str) -> Any:
-        return torch.nn.functional.batch_norm(to_torch(np.ones(shape), device), *arrays(device), training=training)
+        return torch.nn.functional.batch_norm(
+            to_torch(np.ones(shape), device), *arrays(device), training=training
+        )
 
     def ours() -> Any:
         return F.batch_norm(np.ones(shape), *arrays(None), training=training)
@@ -292,13 +342,17 @@ def test_backward_with_saved_statistics_is_bit_identical(shape, dtype, with_weig
     dy = rng.standard_normal(shape).astype(dtype)
     weight = affine_values(rng, (3,), dtype)[0] if with_weight else None
     running = [np.zeros(3, dtype), np.ones(3, dtype)]
-    y, save_mean, save_invstd = F.batch_norm_with_statistics(x, *running, weight, None, True, 0.1, 1e-3)
+    y, save_mean, save_invstd = F.batch_norm_with_statistics(
+        x, *running, weight, None, True, 0.1, 1e-3
+    )
     np.testing.assert_array_equal(y, F.batch_norm(x, None, None, weight, None, True, 0.1, 1e-3))
     assert save_mean.shape == save_invstd.shape == (3,)
     assert save_mean.dtype == save_invstd.dtype == np.dtype(dtype)
     recomputed = F.batch_norm_backward(dy, x, *running, weight, True, 1e-3)
-    saved = F.batch_norm_backward(dy, x, *running, weight, True, 1e-3, save_mean=save_mean, save_invstd=save_invstd)
-    for ours, reference in zip(saved, recomputed):
+    saved = F.batch_norm_backward(
+        dy, x, *running, weight, True, 1e-3, save_mean=save_mean, save_invstd=save_invstd
+    )
+    for ours, reference in zip(saved, recomputed, strict=True):
         assert ours.dtype == reference.dtype == np.dtype(dtype)
         np.testing.assert_array_equal(ours, reference)
 
@@ -322,7 +376,9 @@ def statistics_spy(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name, shape", [("BatchNorm2d", (4, 3, 5, 6)), ("InstanceNorm1d", (4, 3, 7))])
+@pytest.mark.parametrize(
+    "name, shape", [("BatchNorm2d", (4, 3, 5, 6)), ("InstanceNorm1d", (4, 3, 7))]
+)
 def test_module_backward_uses_the_forward_statistics(statistics_spy, name, shape):
     # the module's forward computes the statistics once; its backward reuses them
     kwargs = {"affine": True} if name.startswith("Instance") else {}
@@ -336,7 +392,9 @@ def test_module_backward_uses_the_forward_statistics(statistics_spy, name, shape
     assert len(statistics_spy) == 1, "backward recomputed the batch statistics"
     # and gives what the functional backward gives when it recomputes them
     if name.startswith("Batch"):
-        expected = F.batch_norm_backward(dy, x, module.running_mean, module.running_var, module.weight.data, True)
+        expected = F.batch_norm_backward(
+            dy, x, module.running_mean, module.running_var, module.weight.data, True
+        )
     else:
         expected = F.instance_norm_backward(dy, x, None, None, module.weight.data, True)
     np.testing.assert_array_equal(grad_input, expected[0])

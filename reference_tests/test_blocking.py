@@ -1,4 +1,5 @@
-"""Blocked optimizer steps (``minireg._engine.blocking.apply_blocked``) are bit-identical to whole-array ones.
+"""Blocked optimizer steps (``minireg._engine.blocking.apply_blocked``) are bit-identical
+to whole-array ones.
 
 The engine steps every optimizer with its kernel's in-place twin through
 :func:`apply_blocked`, which calls it on consecutive flat slices of the parameter,
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import multiprocessing
 import threading
 import time
@@ -260,7 +260,9 @@ def test_set_num_threads_takes_and_rejects_what_torch_does():
 
     for bad in (0, -1, 1.5):
         assert_same_error(
-            lambda: torch.set_num_threads(bad), lambda: minireg.set_num_threads(bad), what=repr(bad)
+            lambda bad=bad: torch.set_num_threads(bad),
+            lambda bad=bad: minireg.set_num_threads(bad),
+            what=repr(bad),
         )
     saved = minireg.get_num_threads()
     try:
@@ -275,7 +277,7 @@ def test_scratch_is_reused_up_to_a_block_and_fresh_beyond():
     first = blocking.scratch_like(like, 2)
     again = blocking.scratch_like(like, 2)
     assert [a.shape for a in first] == [(3, 5), (3, 5)] and first[0].dtype == np.float32
-    assert [np.shares_memory(a, b) for a, b in zip(first, again)] == [True, True]
+    assert [np.shares_memory(a, b) for a, b in zip(first, again, strict=True)] == [True, True]
     assert not np.shares_memory(first[0], first[1])
     big = np.zeros(blocking.BLOCK_BYTES // 4 + 1, dtype=np.float32)
     one, two = blocking.scratch_like(big, 1), blocking.scratch_like(big, 1)

@@ -27,9 +27,9 @@ from minireg.nn.utils import (
     clip_grad_norm_,
     clip_grad_value_,
     clip_grads_with_norm_,
+    flatten_parameters,
     get_total_norm,
 )
-from minireg.nn.utils import flatten_parameters
 from minireg.numerics import sum_of_squares
 from reference_tests.conftest import (
     assert_close,
@@ -54,7 +54,9 @@ def make_twins(rng, shape_list, dtype, device, scale=1.0, none_every=0):
     arrays = [random_array(rng, s, dtype) for s in shape_list]
     ours, theirs = twin_parameters(arrays, device)
     grads = [
-        None if none_every and i % none_every == none_every - 1 else random_array(rng, s, dtype, scale)
+        None
+        if none_every and i % none_every == none_every - 1
+        else random_array(rng, s, dtype, scale)
         for i, s in enumerate(shape_list)
     ]
     set_grads(ours, theirs, grads, device)
@@ -62,7 +64,7 @@ def make_twins(rng, shape_list, dtype, device, scale=1.0, none_every=0):
 
 
 def compare_grads(ours, theirs, rtol, atol, what):
-    for i, (p, q) in enumerate(zip(ours, theirs)):
+    for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
         if q.grad is None:
             assert p.grad is None, f"{what}: grad {i} should stay None"
         else:
@@ -93,12 +95,16 @@ def clip_both(ours, theirs, max_norm_factor, norm_type, rtol, atol, what, error_
     shape_list=st.lists(shapes, min_size=1, max_size=5),
     dtype=dtypes,
     norm_type=st.sampled_from(NORM_TYPES),
-    factors=st.lists(st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0, 10.0, -0.5]), min_size=1, max_size=4),
+    factors=st.lists(
+        st.sampled_from([0.0, 0.1, 0.5, 1.0, 2.0, 10.0, -0.5]), min_size=1, max_size=4
+    ),
     scale=st.sampled_from([1e-3, 1.0, 30.0, 1e3]),
     none_every=st.sampled_from([0, 2, 3]),
     seed=st.integers(0, 2**31),
 )
-def test_clip_grad_norm_trajectory_matches_torch(device, shape_list, dtype, norm_type, factors, scale, none_every, seed):
+def test_clip_grad_norm_trajectory_matches_torch(
+    device, shape_list, dtype, norm_type, factors, scale, none_every, seed
+):
     # Clip the same gradients again and again with different max_norm (below, at, above the
     # current total, zero, negative): each round starts from the previous round's result.
     rng = np.random.default_rng(seed)
@@ -117,7 +123,7 @@ def test_clip_grad_norm_every_norm_type(device, dtype, norm_type, factor):
     rng = np.random.default_rng(7)
     shape_list = [(), (5,), (3, 4), (2, 3, 2), (4,), (6,)]
     ours, theirs = make_twins(rng, shape_list, dtype, device, scale=3.0)
-    for p, q in zip(ours[4:5], theirs[4:5]):
+    for p, q in zip(ours[4:5], theirs[4:5], strict=True):
         p.grad = q.grad = None
     ours[5].grad[...] = 0
     theirs[5].grad.zero_()
@@ -160,10 +166,14 @@ def test_nonfinite_gradients(device, dtype, norm_type, bad):
     rtol, atol = tolerance(dtype, device)
     # With error_if_nonfinite the error is torch's, and no gradient has been touched.  (For
     # p = 0 the total stays finite: torch then clips without raising, and so do we.)
-    clip_both(ours, theirs, 0.5, norm_type, rtol, atol, "error_if_nonfinite", error_if_nonfinite=True)
-    total_nonfinite = not math.isfinite(float(torch.nn.utils.get_total_norm([q.grad for q in theirs], norm_type)))
+    clip_both(
+        ours, theirs, 0.5, norm_type, rtol, atol, "error_if_nonfinite", error_if_nonfinite=True
+    )
+    total_nonfinite = not math.isfinite(
+        float(torch.nn.utils.get_total_norm([q.grad for q in theirs], norm_type))
+    )
     if total_nonfinite:
-        for p, b in zip(ours, before):
+        for p, b in zip(ours, before, strict=True):
             np.testing.assert_array_equal(p.grad, b)
     # Without it the gradients are scaled by the non-finite norm (NaN or 0), as torch does.
     clip_both(ours, theirs, 0.5, norm_type, rtol, atol, "scaled anyway")
@@ -188,16 +198,36 @@ def test_single_parameter_and_iterables(device):
     ours, theirs = make_twins(rng, [(3, 3)], np.float32, device, scale=4.0)
     rtol, atol = tolerance(np.float32, device)
     # a bare Parameter, then a generator, then a tuple
-    assert_close(clip_grad_norm_(ours[0], 2.0), torch.nn.utils.clip_grad_norm_(theirs[0], 2.0), rtol, atol, "single")
-    assert_close(clip_grad_norm_((p for p in ours), 1.0), torch.nn.utils.clip_grad_norm_((q for q in theirs), 1.0), rtol, atol, "generator")
-    assert_close(clip_grad_norm_(tuple(ours), 0.5, 1), torch.nn.utils.clip_grad_norm_(tuple(theirs), 0.5, 1), rtol, atol, "tuple")
+    assert_close(
+        clip_grad_norm_(ours[0], 2.0),
+        torch.nn.utils.clip_grad_norm_(theirs[0], 2.0),
+        rtol,
+        atol,
+        "single",
+    )
+    assert_close(
+        clip_grad_norm_((p for p in ours), 1.0),
+        torch.nn.utils.clip_grad_norm_((q for q in theirs), 1.0),
+        rtol,
+        atol,
+        "generator",
+    )
+    assert_close(
+        clip_grad_norm_(tuple(ours), 0.5, 1),
+        torch.nn.utils.clip_grad_norm_(tuple(theirs), 0.5, 1),
+        rtol,
+        atol,
+        "tuple",
+    )
     compare_grads(ours, theirs, rtol, atol, "after three clips")
 
 
 def test_no_gradients_returns_float32_zero():
     params = [minireg.Parameter(np.ones(3)), minireg.Parameter(np.ones(2))]
     total = clip_grad_norm_(params, 1.0)
-    expected = torch.nn.utils.clip_grad_norm_([torch.nn.Parameter(torch.ones(3, dtype=torch.float64))], 1.0)
+    expected = torch.nn.utils.clip_grad_norm_(
+        [torch.nn.Parameter(torch.ones(3, dtype=torch.float64))], 1.0
+    )
     assert_close(total, expected, 0, 0, "no grads")
     assert all(p.grad is None for p in params)
     assert_close(get_total_norm([]), torch.nn.utils.get_total_norm([]), 0, 0, "get_total_norm([])")
@@ -229,7 +259,10 @@ def test_bad_arguments_raise_like_torch(kwargs):
     p.grad = np.array([3.0, 4.0])
     q = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
     q.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
-    assert_same_error(lambda: torch.nn.utils.clip_grad_norm_([q], **kwargs), lambda: clip_grad_norm_([p], **kwargs))
+    assert_same_error(
+        lambda: torch.nn.utils.clip_grad_norm_([q], **kwargs),
+        lambda: clip_grad_norm_([p], **kwargs),
+    )
     np.testing.assert_array_equal(p.grad, [3.0, 4.0])  # an argument error touches no gradient
 
 
@@ -272,7 +305,9 @@ def test_get_total_norm_matches_torch(device, shape_list, dtype, norm_type, nonf
     max_norm=st.sampled_from([0.0, 1.0, 2.5, -1.0]),
     seed=st.integers(0, 2**31),
 )
-def test_clip_grads_with_norm_matches_torch(device, shape_list, dtype, total_dtype, total, max_norm, seed):
+def test_clip_grads_with_norm_matches_torch(
+    device, shape_list, dtype, total_dtype, total, max_norm, seed
+):
     # A given total norm, possibly in another dtype than the gradients (the coefficient is
     # computed in the total's dtype, then rounded to each gradient's).
     rng = np.random.default_rng(seed)
@@ -287,11 +322,15 @@ def test_clip_grads_with_norm_matches_torch(device, shape_list, dtype, total_dty
 @given(
     shape_list=st.lists(shapes, min_size=1, max_size=4),
     dtype=dtypes,
-    clip_values=st.lists(st.sampled_from([0.0, 0.1, 0.5, 1.0, 3.0, -1.0, math.inf, "0.7", 2]), min_size=1, max_size=3),
+    clip_values=st.lists(
+        st.sampled_from([0.0, 0.1, 0.5, 1.0, 3.0, -1.0, math.inf, "0.7", 2]), min_size=1, max_size=3
+    ),
     with_nan=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_clip_grad_value_matches_torch_bitwise(device, shape_list, dtype, clip_values, with_nan, seed):
+def test_clip_grad_value_matches_torch_bitwise(
+    device, shape_list, dtype, clip_values, with_nan, seed
+):
     # Negative clip values are not rejected: every element becomes clip_value.  NaN stays.
     rng = np.random.default_rng(seed)
     ours, theirs = make_twins(rng, shape_list, dtype, device, scale=2.0, none_every=3)
@@ -326,7 +365,10 @@ def test_clip_grad_value_single_parameter_and_errors(device):
     torch.nn.utils.clip_grad_value_(q, 1.0)
     assert_close(p.grad, q.grad, 0, 0, "single Parameter")
     for bad in (None, "x"):
-        assert_same_error(lambda b=bad: torch.nn.utils.clip_grad_value_(q, b), lambda b=bad: clip_grad_value_(p, b))
+        assert_same_error(
+            lambda b=bad: torch.nn.utils.clip_grad_value_(q, b),
+            lambda b=bad: clip_grad_value_(p, b),
+        )
 
 
 @pytest.mark.parametrize("loc", [0.0, 3.0])
@@ -368,7 +410,7 @@ def test_clip_grads_with_norm_takes_a_generator():
     assert results[1] != [(np.arange(3, dtype=np.float32) - 1.5).tobytes()] * 2  # it scaled
 
 
-# ------------------------------------------------------------------------ foreach: textbook and engine
+# ---------------------------------------------------------------- foreach: textbook and engine
 FOREACH_NORM_TYPES = [2, 1, math.inf, 0.5, 3, -math.inf, 0, -1]
 FOREACH_SHAPES = [(), (0,), (1,), (7,), (3, 5), (16,), (17,), (40,), (70,), (2, 0)]
 

@@ -88,7 +88,9 @@ def run(
     with update_calls(optimizer) as calls:
         for step in range(STEPS):
             optimizer.zero_grad()  # set_to_none: a flat grad must come back into its slot
-            for index, (p, g) in enumerate(zip(params, grads_for(rng, shapes, dtype, step))):
+            for index, (p, g) in enumerate(
+                zip(params, grads_for(rng, shapes, dtype, step), strict=True)
+            ):
                 if not (index == 0 and step in missing):
                     accumulate_grad(p, g)
             optimizer.step()
@@ -96,7 +98,7 @@ def run(
 
 
 def assert_same(params, optimizer, expected_params, expected_optimizer) -> None:
-    for index, (p, q) in enumerate(zip(params, expected_params)):
+    for index, (p, q) in enumerate(zip(params, expected_params, strict=True)):
         assert bits(p.data) == bits(q.data), f"param {index}"
         state, expected = optimizer.state[p], expected_optimizer.state[q]
         assert set(state) == set(expected), f"state keys of param {index}"
@@ -143,10 +145,10 @@ def test_moving_a_parameter_out_of_the_buffer_falls_back():
     rng = np.random.default_rng(0)
     shapes = [(4,), (3, 2), (5,)]
     runs = []
-    for flat in (True, False):
+    for flattened in (True, False):
         rng = np.random.default_rng(0)
         params = [minireg.Parameter(rng.standard_normal(s)) for s in shapes]
-        if flat:
+        if flattened:
             flatten_parameters(params)
         optimizer = minireg.optim.Adam(params, lr=0.1)
         with update_calls(optimizer) as calls:
@@ -201,12 +203,12 @@ def test_flatten_parameters_rejects(params, message):
 def test_module_flat_training_matches_plain_and_survives_copies():
     """A small MLP trained 20 steps with flat and with plain parameters: the same bits."""
     results = []
-    for flat in (True, False):
+    for flattened in (True, False):
         minireg.manual_seed(3)
         model = minireg.nn.Sequential(
             minireg.nn.Linear(5, 8), minireg.nn.ReLU(), minireg.nn.Linear(8, 2)
         )
-        if flat:
+        if flattened:
             data, _ = model.flatten_parameters()
             assert data.size == sum(p.size for p in model.parameters())
         optimizer = minireg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -220,7 +222,7 @@ def test_module_flat_training_matches_plain_and_survives_copies():
                 model.backward(loss_fn.backward())
                 minireg.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
                 optimizer.step()
-        assert calls == ([66] * 20 if flat else [40, 8, 16, 2] * 20)
+        assert calls == ([66] * 20 if flattened else [40, 8, 16, 2] * 20)
         # pickling and deep copies keep working (the layout cache is not carried along)
         clone = pickle.loads(pickle.dumps(optimizer))
         assert (
@@ -228,7 +230,7 @@ def test_module_flat_training_matches_plain_and_survives_copies():
             == clone.state_dict()["param_groups"]
         )
         results.append([p.data.copy() for p in model.parameters()])
-    for p, q in zip(*results):
+    for p, q in zip(*results, strict=True):
         assert bits(p) == bits(q)
 
 
@@ -263,12 +265,12 @@ def test_clip_on_flat_grads_is_bit_identical(order, blocks, dtype, shapes, seed,
     one vecdot); in another order per gradient.  Either way: the plain path's bits.  With
     tiny blocks the (70,) gradients are longer than a block and the row dots are threaded."""
     results = []
-    for flat in (True, False):
+    for flattened in (True, False):
         rng = np.random.default_rng(seed)
         params = [minireg.Parameter(random_array(rng, s, dtype)) for s in shapes]
         for p in params:
             p.grad = random_array(rng, p.shape, dtype, scale=10.0)
-        if flat:
+        if flattened:
             flatten_parameters(params)
         clipped = params if order == "as flattened" else params[::-1]
         with block_bytes(64, threads=2) if blocks != "default" else contextlib.nullcontext():
@@ -276,7 +278,7 @@ def test_clip_on_flat_grads_is_bit_identical(order, blocks, dtype, shapes, seed,
         results.append((norm, [p.grad.copy() for p in params]))
     (norm, grads), (expected_norm, expected_grads) = results
     assert bits(norm) == bits(expected_norm)
-    for g, e in zip(grads, expected_grads):
+    for g, e in zip(grads, expected_grads, strict=True):
         assert bits(g) == bits(e)
 
 
@@ -294,7 +296,9 @@ def test_sums_of_squares_in_buffer_are_those_of_each_slice(threads, dtype, sizes
     with block_bytes(16 * np.dtype(dtype).itemsize, threads=threads):
         sums = sums_of_squares_in_buffer(buffer, sizes)
         starts = np.cumsum([0, *sizes])
-        expected = [sum_of_squares(buffer[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+        expected = [
+            sum_of_squares(buffer[a:b]) for a, b in zip(starts[:-1], starts[1:], strict=True)
+        ]
     assert sums.dtype == np.float64
     assert sums.tolist() == expected
 

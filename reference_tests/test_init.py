@@ -134,7 +134,9 @@ def ks_statistic(samples, cdf):
 def ks_two_sample(x, y):
     x, y = np.sort(np.ravel(x)).astype(np.float64), np.sort(np.ravel(y)).astype(np.float64)
     z = np.concatenate([x, y])
-    return np.max(np.abs(np.searchsorted(x, z, "right") / x.size - np.searchsorted(y, z, "right") / y.size))
+    return np.max(
+        np.abs(np.searchsorted(x, z, "right") / x.size - np.searchsorted(y, z, "right") / y.size)
+    )
 
 
 def check_law(ours, theirs, cdf, what):
@@ -145,7 +147,9 @@ def check_law(ours, theirs, cdf, what):
     d = ks_statistic(theirs, cdf)
     assert d < KS_C / math.sqrt(m), f"{what}: torch vs exact law, KS D = {d:.4f} (n = {m})"
     d = ks_two_sample(ours, theirs)
-    assert d < KS_C * math.sqrt((n + m) / (n * m)), f"{what}: minireg vs torch, two-sample KS D = {d:.4f}"
+    assert d < KS_C * math.sqrt((n + m) / (n * m)), (
+        f"{what}: minireg vs torch, two-sample KS D = {d:.4f}"
+    )
 
 
 def many_samples(fill, shape, dtype, n=N_SAMPLES):
@@ -186,10 +190,21 @@ def test_calculate_gain_equals_torch(nonlinearity, param):
 
 @pytest.mark.parametrize(
     "args",
-    [("ReLU",), ("gelu",), ("Linear",), ("leaky_relu", True), ("leaky_relu", False), ("leaky_relu", "0.1"), ("leaky_relu", [0.1]), ("leaky_relu", 1e200)],
+    [
+        ("ReLU",),
+        ("gelu",),
+        ("Linear",),
+        ("leaky_relu", True),
+        ("leaky_relu", False),
+        ("leaky_relu", "0.1"),
+        ("leaky_relu", [0.1]),
+        ("leaky_relu", 1e200),
+    ],
 )
 def test_calculate_gain_errors_match_torch(args):
-    assert_same_error(lambda: torch.nn.init.calculate_gain(*args), lambda: init.calculate_gain(*args))
+    assert_same_error(
+        lambda: torch.nn.init.calculate_gain(*args), lambda: init.calculate_gain(*args)
+    )
 
 
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=5).map(tuple))
@@ -206,7 +221,11 @@ def test_fans_equal_torch(device, shape):
 
 
 # ----------------------------------------------------------------------------- deterministic fills
-@given(shape=shapes, dtype=dtypes, val=st.sampled_from([0.0, 1.0, -2.5, 0.1, 1e30, math.inf, math.nan, 3]))
+@given(
+    shape=shapes,
+    dtype=dtypes,
+    val=st.sampled_from([0.0, 1.0, -2.5, 0.1, 1e30, math.inf, math.nan, 3]),
+)
 def test_constant_ones_zeros_equal_torch(device, shape, dtype, val):
     theirs = torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device)
     for name, args in [("constant_", (val,)), ("ones_", ()), ("zeros_", ())]:
@@ -240,13 +259,24 @@ def test_eye_equals_torch(device, rows, cols, dtype):
 def test_dirac_equals_torch(device, per_group, groups, in_channels, kernel, dtype):
     shape = (per_group * groups, in_channels, *kernel)
     ours = init.dirac_(np.full(shape, 3, dtype), groups)
-    theirs = torch.nn.init.dirac_(torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device), groups)
+    theirs = torch.nn.init.dirac_(
+        torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device), groups
+    )
     assert_close(ours, theirs, 0, 0, f"dirac_ {shape} groups={groups}")
 
 
-# ----------------------------------------------------------------------------- bounds and stds, bitwise
-@given(shape=weight_shapes, dtype=dtypes, gain=gains, kaiming=kaiming_args, low=st.floats(-3, 1), width=st.floats(0, 3))
-def test_bounds_and_stds_equal_torchs_bitwise(device, monkeypatch, shape, dtype, gain, kaiming, low, width):
+# ------------------------------------------------------------------------ bounds and stds, bitwise
+@given(
+    shape=weight_shapes,
+    dtype=dtypes,
+    gain=gains,
+    kaiming=kaiming_args,
+    low=st.floats(-3, 1),
+    width=st.floats(0, 3),
+)
+def test_bounds_and_stds_equal_torchs_bitwise(
+    device, monkeypatch, shape, dtype, gain, kaiming, low, width
+):
     high = low + width
     cases = [
         ("uniform_", dict(a=low, b=high)),
@@ -258,7 +288,9 @@ def test_bounds_and_stds_equal_torchs_bitwise(device, monkeypatch, shape, dtype,
     ]
     for name, kwargs in cases:
         with torch_draw_arguments(monkeypatch) as calls:
-            getattr(torch.nn.init, name)(torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device), **kwargs)
+            getattr(torch.nn.init, name)(
+                torch.empty(shape, dtype=TORCH_DTYPES[dtype], device=device), **kwargs
+            )
         [(kind, first, second)] = calls
         ours = getattr(init, name)(np.empty(shape, dtype), **kwargs, generator=StubGenerator())
         # uniform draws 0 -> every value is the lower bound; normal draws 1 -> mean 0 + std.
@@ -274,9 +306,13 @@ def test_kaiming_bounds_every_nonlinearity_bitwise(device, monkeypatch, name, no
     # The defaults (a=0, leaky_relu) give a slope of 0, so gain sqrt(2), not the 0.01 default.
     shape = (6, 5, 3)
     with torch_draw_arguments(monkeypatch) as calls:
-        getattr(torch.nn.init, name)(torch.empty(shape, device=device), a=a, nonlinearity=nonlinearity)
+        getattr(torch.nn.init, name)(
+            torch.empty(shape, device=device), a=a, nonlinearity=nonlinearity
+        )
     [(kind, first, second)] = calls
-    ours = getattr(init, name)(np.empty(shape), a=a, nonlinearity=nonlinearity, generator=StubGenerator())
+    ours = getattr(init, name)(
+        np.empty(shape), a=a, nonlinearity=nonlinearity, generator=StubGenerator()
+    )
     np.testing.assert_array_equal(ours, np.full(shape, first if kind == "uniform" else second))
 
 
@@ -286,8 +322,14 @@ def test_orthogonal_equals_torch_on_torchs_gaussian(device, shape, dtype, gain, 
     # gives us that matrix, and we feed it to minireg through the stub generator.
     rows, cols = shape[0], math.prod(shape[1:])
     torch_dtype = TORCH_DTYPES[dtype]
-    gaussian = torch.empty(rows, cols, dtype=torch_dtype, device=device).normal_(0, 1, generator=torch.Generator(device=device).manual_seed(seed))
-    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch_dtype, device=device), gain, generator=torch.Generator(device=device).manual_seed(seed))
+    gaussian = torch.empty(rows, cols, dtype=torch_dtype, device=device).normal_(
+        0, 1, generator=torch.Generator(device=device).manual_seed(seed)
+    )
+    theirs = torch.nn.init.orthogonal_(
+        torch.empty(shape, dtype=torch_dtype, device=device),
+        gain,
+        generator=torch.Generator(device=device).manual_seed(seed),
+    )
     a = to_numpy(gaussian)
     ours = init.orthogonal_(np.empty(shape, dtype), gain, generator=StubGenerator(a))
     atol = 100 * np.finfo(dtype).eps * np.linalg.cond(a.astype(np.float64)) * max(1.0, abs(gain))
@@ -299,58 +341,116 @@ def test_orthogonal_equals_torch_on_torchs_gaussian(device, shape, dtype, gain, 
     r = tall_q.T @ tall_a.astype(np.float64)
     scale = np.abs(r).max()
     assert np.all(np.diag(r) > 0), "diag(R) must be positive after the sign fix"
-    assert np.all(np.abs(np.tril(r, -1)) <= 1e3 * np.finfo(dtype).eps * scale * np.linalg.cond(a.astype(np.float64)))
+    assert np.all(
+        np.abs(np.tril(r, -1))
+        <= 1e3 * np.finfo(dtype).eps * scale * np.linalg.cond(a.astype(np.float64))
+    )
 
 
 # ----------------------------------------------------------------------------- laws
-dist_shapes = st.tuples(st.integers(4, 40), st.integers(4, 40), st.lists(st.integers(1, 3), max_size=2)).map(
-    lambda t: (t[0], t[1], *t[2])
+dist_shapes = st.tuples(
+    st.integers(4, 40), st.integers(4, 40), st.lists(st.integers(1, 3), max_size=2)
+).map(lambda t: (t[0], t[1], *t[2]))
+
+
+@given(
+    shape=dist_shapes,
+    dtype=dtypes,
+    gain=gains,
+    kaiming=kaiming_args,
+    seed=st.integers(0, 2**31),
+    which=st.sampled_from(["xavier", "kaiming"]),
 )
-
-
-@given(shape=dist_shapes, dtype=dtypes, gain=gains, kaiming=kaiming_args, seed=st.integers(0, 2**31), which=st.sampled_from(["xavier", "kaiming"]))
 def test_uniform_schemes_law(device, shape, dtype, gain, kaiming, seed, which):
     fan_in, fan_out = torch_fans(shape)
     if which == "xavier":
         bound = gain * math.sqrt(6.0 / (fan_in + fan_out))  # Glorot & Bengio's formula
-        ours_fill, theirs_fill, kwargs = init.xavier_uniform_, torch.nn.init.xavier_uniform_, dict(gain=gain)
+        ours_fill, theirs_fill, kwargs = (
+            init.xavier_uniform_,
+            torch.nn.init.xavier_uniform_,
+            dict(gain=gain),
+        )
     else:
         fan = fan_in if kaiming["mode"].lower() == "fan_in" else fan_out
-        bound = torch.nn.init.calculate_gain(kaiming["nonlinearity"], kaiming["a"]) * math.sqrt(3.0 / fan)
-        ours_fill, theirs_fill, kwargs = init.kaiming_uniform_, torch.nn.init.kaiming_uniform_, kaiming
+        bound = torch.nn.init.calculate_gain(kaiming["nonlinearity"], kaiming["a"]) * math.sqrt(
+            3.0 / fan
+        )
+        ours_fill, theirs_fill, kwargs = (
+            init.kaiming_uniform_,
+            torch.nn.init.kaiming_uniform_,
+            kaiming,
+        )
     rng = np.random.default_rng(seed)
     ours = many_samples(lambda x: ours_fill(x, **kwargs, generator=rng), shape, dtype)
-    theirs = many_torch_samples(lambda t, g: theirs_fill(t, **kwargs, generator=g), shape, dtype, device, seed)
+    theirs = many_torch_samples(
+        lambda t, g: theirs_fill(t, **kwargs, generator=g), shape, dtype, device, seed
+    )
     assert np.all(ours >= dtype(-bound)) and np.all(ours <= dtype(bound))
     check_law(ours, theirs, uniform_cdf(-bound, bound), f"{which}_uniform_ {shape} {kwargs}")
 
 
-@given(shape=dist_shapes, dtype=dtypes, gain=gains, kaiming=kaiming_args, seed=st.integers(0, 2**31), which=st.sampled_from(["xavier", "kaiming"]))
+@given(
+    shape=dist_shapes,
+    dtype=dtypes,
+    gain=gains,
+    kaiming=kaiming_args,
+    seed=st.integers(0, 2**31),
+    which=st.sampled_from(["xavier", "kaiming"]),
+)
 def test_normal_schemes_law(device, shape, dtype, gain, kaiming, seed, which):
     fan_in, fan_out = torch_fans(shape)
     if which == "xavier":
         std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-        ours_fill, theirs_fill, kwargs = init.xavier_normal_, torch.nn.init.xavier_normal_, dict(gain=gain)
+        ours_fill, theirs_fill, kwargs = (
+            init.xavier_normal_,
+            torch.nn.init.xavier_normal_,
+            dict(gain=gain),
+        )
     else:
         fan = fan_in if kaiming["mode"].lower() == "fan_in" else fan_out
         std = torch.nn.init.calculate_gain(kaiming["nonlinearity"], kaiming["a"]) / math.sqrt(fan)
-        ours_fill, theirs_fill, kwargs = init.kaiming_normal_, torch.nn.init.kaiming_normal_, kaiming
+        ours_fill, theirs_fill, kwargs = (
+            init.kaiming_normal_,
+            torch.nn.init.kaiming_normal_,
+            kaiming,
+        )
     rng = np.random.default_rng(seed)
     ours = many_samples(lambda x: ours_fill(x, **kwargs, generator=rng), shape, dtype)
-    theirs = many_torch_samples(lambda t, g: theirs_fill(t, **kwargs, generator=g), shape, dtype, device, seed)
+    theirs = many_torch_samples(
+        lambda t, g: theirs_fill(t, **kwargs, generator=g), shape, dtype, device, seed
+    )
     check_law(ours, theirs, lambda x: normal_cdf(x, 0.0, std), f"{which}_normal_ {shape} {kwargs}")
 
 
-@given(dtype=dtypes, low=st.floats(-5, 5), width=st.floats(1e-3, 10), mean=st.floats(-5, 5), std=st.floats(1e-3, 10), seed=st.integers(0, 2**31))
+@given(
+    dtype=dtypes,
+    low=st.floats(-5, 5),
+    width=st.floats(1e-3, 10),
+    mean=st.floats(-5, 5),
+    std=st.floats(1e-3, 10),
+    seed=st.integers(0, 2**31),
+)
 def test_uniform_and_normal_law(device, dtype, low, width, mean, std, seed):
     rng = np.random.default_rng(seed)
     high = low + width
     ours = many_samples(lambda x: init.uniform_(x, low, high, generator=rng), (40, 50), dtype)
-    theirs = many_torch_samples(lambda t, g: torch.nn.init.uniform_(t, low, high, generator=g), (40, 50), dtype, device, seed)
+    theirs = many_torch_samples(
+        lambda t, g: torch.nn.init.uniform_(t, low, high, generator=g),
+        (40, 50),
+        dtype,
+        device,
+        seed,
+    )
     assert np.all(ours >= dtype(low)) and np.all(ours <= dtype(high))
     check_law(ours, theirs, uniform_cdf(low, high), f"uniform_({low}, {high})")
     ours = many_samples(lambda x: init.normal_(x, mean, std, generator=rng), (N_SAMPLES,), dtype)
-    theirs = many_torch_samples(lambda t, g: torch.nn.init.normal_(t, mean, std, generator=g), (N_SAMPLES,), dtype, device, seed)
+    theirs = many_torch_samples(
+        lambda t, g: torch.nn.init.normal_(t, mean, std, generator=g),
+        (N_SAMPLES,),
+        dtype,
+        device,
+        seed,
+    )
     check_law(ours, theirs, lambda x: normal_cdf(x, mean, std), f"normal_({mean}, {std})")
 
 
@@ -363,7 +463,9 @@ def trunc_normal_moments(mean, std, a, b):
 
     z = float(normal_cdf(beta) - normal_cdf(alpha))
     m = mean + std * (phi(alpha) - phi(beta)) / z
-    v = std**2 * (1 + (alpha * phi(alpha) - beta * phi(beta)) / z - ((phi(alpha) - phi(beta)) / z) ** 2)
+    v = std**2 * (
+        1 + (alpha * phi(alpha) - beta * phi(beta)) / z - ((phi(alpha) - phi(beta)) / z) ** 2
+    )
     return m, v
 
 
@@ -383,8 +485,16 @@ def test_trunc_normal_law(device, dtype, mean, std, alpha, width, seed):
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "mean is more than 2 std from [a, b]"
-        ours = many_samples(lambda x: init.trunc_normal_(x, mean, std, a, b, generator=rng), (N_SAMPLES,), dtype)
-        theirs = many_torch_samples(lambda t, g: torch.nn.init.trunc_normal_(t, mean, std, a, b, generator=g), (N_SAMPLES,), dtype, device, seed)
+        ours = many_samples(
+            lambda x: init.trunc_normal_(x, mean, std, a, b, generator=rng), (N_SAMPLES,), dtype
+        )
+        theirs = many_torch_samples(
+            lambda t, g: torch.nn.init.trunc_normal_(t, mean, std, a, b, generator=g),
+            (N_SAMPLES,),
+            dtype,
+            device,
+            seed,
+        )
     assert np.all(ours >= dtype(a)) and np.all(ours <= dtype(b)), "outside [a, b]"
     what = f"trunc_normal_(mean={mean}, std={std}, a={a}, b={b})"
     check_law(ours, theirs, trunc_normal_cdf(mean, std, a, b), what)
@@ -393,22 +503,43 @@ def test_trunc_normal_law(device, dtype, mean, std, alpha, width, seed):
     assert abs(sample.mean() - m) < 5 * math.sqrt(v / sample.size), f"{what}: mean"
     # standard error of the sample variance: sqrt((mu4 - v^2) / n) <= sqrt(mu4 / n) with
     # mu4 <= (b - a)^2 v on a bounded window.
-    assert abs(sample.var() - v) < 5 * math.sqrt((b - a) ** 2 * v / sample.size) + 1e-12, f"{what}: variance"
+    assert abs(sample.var() - v) < 5 * math.sqrt((b - a) ** 2 * v / sample.size) + 1e-12, (
+        f"{what}: variance"
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kwargs", [dict(std=0.02), dict(), dict(mean=0.0, std=1.0, a=-0.1, b=0.1), dict(mean=0.0, std=1.0, a=2.0, b=3.0), dict(mean=1.0, std=0.5, a=1.0, b=1.0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(std=0.02),
+        dict(),
+        dict(mean=0.0, std=1.0, a=-0.1, b=0.1),
+        dict(mean=0.0, std=1.0, a=2.0, b=3.0),
+        dict(mean=1.0, std=0.5, a=1.0, b=1.0),
+    ],
+)
 def test_trunc_normal_classic_settings(device, dtype, kwargs):
     # std=0.02 with the default absolute bounds [-2, 2]: practically an untruncated
     # N(0, 0.02^2) (bounds are not multiples of std); a == b: a constant fill.
     full = dict(mean=0.0, std=1.0, a=-2.0, b=2.0) | kwargs
     rng = np.random.default_rng(0)
-    ours = many_samples(lambda x: init.trunc_normal_(x, **kwargs, generator=rng), (N_SAMPLES,), dtype)
-    theirs = many_torch_samples(lambda t, g: torch.nn.init.trunc_normal_(t, **kwargs, generator=g), (N_SAMPLES,), dtype, device, 0)
+    ours = many_samples(
+        lambda x: init.trunc_normal_(x, **kwargs, generator=rng), (N_SAMPLES,), dtype
+    )
+    theirs = many_torch_samples(
+        lambda t, g: torch.nn.init.trunc_normal_(t, **kwargs, generator=g),
+        (N_SAMPLES,),
+        dtype,
+        device,
+        0,
+    )
     if full["a"] == full["b"]:
         assert np.all(ours == dtype(full["a"])) and np.all(theirs == dtype(full["a"]))
         return
-    check_law(ours, theirs, trunc_normal_cdf(full["mean"], full["std"], full["a"], full["b"]), str(kwargs))
+    check_law(
+        ours, theirs, trunc_normal_cdf(full["mean"], full["std"], full["a"], full["b"]), str(kwargs)
+    )
 
 
 def test_trunc_normal_wide_window_keeps_the_normal_draws():
@@ -416,7 +547,9 @@ def test_trunc_normal_wide_window_keeps_the_normal_draws():
     # of the same generator (as in torch), the others are redrawn.
     for seed in range(3):
         plain = init.normal_(np.empty(2000), 0.0, 1.0, generator=np.random.default_rng(seed))
-        truncated = init.trunc_normal_(np.empty(2000), 0.0, 1.0, -1.5, 1.5, generator=np.random.default_rng(seed))
+        truncated = init.trunc_normal_(
+            np.empty(2000), 0.0, 1.0, -1.5, 1.5, generator=np.random.default_rng(seed)
+        )
         inside = (plain >= -1.5) & (plain <= 1.5)
         np.testing.assert_array_equal(truncated[inside], plain[inside])
         assert np.all(truncated[~inside] != plain[~inside]) and np.all(np.abs(truncated) <= 1.5)
@@ -425,13 +558,20 @@ def test_trunc_normal_wide_window_keeps_the_normal_draws():
 def test_trunc_normal_warning_matches_torch():
     _, out = assert_same_warnings(
         lambda: torch.nn.init.trunc_normal_(torch.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0),
-        lambda: init.trunc_normal_(np.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0, generator=np.random.default_rng(0)),
+        lambda: init.trunc_normal_(
+            np.empty(10), mean=5.0, std=1.0, a=-2.0, b=2.0, generator=np.random.default_rng(0)
+        ),
     )
     assert np.all((out >= -2.0) & (out <= 2.0))
 
 
 # ----------------------------------------------------------------------------- orthogonal_
-@given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple), dtype=dtypes, gain=gains, seed=st.integers(0, 2**31))
+@given(
+    shape=st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple),
+    dtype=dtypes,
+    gain=gains,
+    seed=st.integers(0, 2**31),
+)
 def test_orthogonal_rows_or_columns_are_orthonormal(shape, dtype, gain, seed):
     ours = init.orthogonal_(np.empty(shape, dtype), gain, generator=np.random.default_rng(seed))
     assert ours.dtype == dtype
@@ -458,7 +598,12 @@ def test_orthogonal_is_haar_distributed(shape, n, dtype):
     # entry follows haar_entry_cdf(n).  Without the sign fix LAPACK's Householder QR makes
     # the diagonal entries of Q negative: they are the ones tested.
     rng = np.random.default_rng(123)
-    draws = np.stack([init.orthogonal_(np.empty(shape, dtype), generator=rng).reshape(shape[0], -1) for _ in range(3000)])
+    draws = np.stack(
+        [
+            init.orthogonal_(np.empty(shape, dtype), generator=rng).reshape(shape[0], -1)
+            for _ in range(3000)
+        ]
+    )
     for k in range(3):
         entry = draws[:, k, k]
         d = ks_statistic(entry, haar_entry_cdf(n))
@@ -468,30 +613,55 @@ def test_orthogonal_is_haar_distributed(shape, n, dtype):
 
 
 # ----------------------------------------------------------------------------- sparse_
-@given(rows=st.integers(0, 12), cols=st.integers(0, 6), sparsity=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.99, 1.0, 1.5, -0.3]), dtype=dtypes)
+@given(
+    rows=st.integers(0, 12),
+    cols=st.integers(0, 6),
+    sparsity=st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.99, 1.0, 1.5, -0.3]),
+    dtype=dtypes,
+)
 def test_sparse_zero_counts_equal_torch(device, rows, cols, sparsity, dtype):
-    ours = init.sparse_(np.empty((rows, cols), dtype), sparsity, generator=np.random.default_rng(rows * 7 + cols))
-    theirs = torch.nn.init.sparse_(torch.empty(rows, cols, dtype=TORCH_DTYPES[dtype], device=device), sparsity)
+    ours = init.sparse_(
+        np.empty((rows, cols), dtype), sparsity, generator=np.random.default_rng(rows * 7 + cols)
+    )
+    theirs = torch.nn.init.sparse_(
+        torch.empty(rows, cols, dtype=TORCH_DTYPES[dtype], device=device), sparsity
+    )
     assert ours.dtype == dtype
     np.testing.assert_array_equal((ours == 0).sum(axis=0), to_numpy((theirs == 0).sum(dim=0)))
     if sparsity >= 0:  # ceil(sparsity * rows) zeros per column (all of them past 1)
         assert np.all((ours == 0).sum(axis=0) == min(math.ceil(sparsity * rows), rows))
 
 
-@given(std=st.sampled_from([0.01, 0.5, 2.0]), sparsity=st.sampled_from([0.1, 0.4, 0.75]), seed=st.integers(0, 2**31))
+@given(
+    std=st.sampled_from([0.01, 0.5, 2.0]),
+    sparsity=st.sampled_from([0.1, 0.4, 0.75]),
+    seed=st.integers(0, 2**31),
+)
 def test_sparse_law(device, std, sparsity, seed):
     rows, cols = 8, 2000
     rng = np.random.default_rng(seed)
     ours = init.sparse_(np.empty((rows, cols)), sparsity, std, generator=rng)
-    theirs = to_numpy(torch.nn.init.sparse_(torch.empty(rows, cols, dtype=torch.float64, device=device), sparsity, std, generator=torch.Generator(device=device).manual_seed(seed)))
-    check_law(ours[ours != 0], theirs[theirs != 0], lambda x: normal_cdf(x, 0.0, std), f"sparse_ std={std}")
+    theirs = to_numpy(
+        torch.nn.init.sparse_(
+            torch.empty(rows, cols, dtype=torch.float64, device=device),
+            sparsity,
+            std,
+            generator=torch.Generator(device=device).manual_seed(seed),
+        )
+    )
+    check_law(
+        ours[ours != 0],
+        theirs[theirs != 0],
+        lambda x: normal_cdf(x, 0.0, std),
+        f"sparse_ std={std}",
+    )
     # zeroed rows: each row is chosen in a column with probability k / rows
     p = math.ceil(sparsity * rows) / rows
     frequency = (ours == 0).mean(axis=1)
     assert np.all(np.abs(frequency - p) < 5 * math.sqrt(p * (1 - p) / cols)), frequency
 
 
-# ----------------------------------------------------------------------------- generator, Parameter, dtype
+# --------------------------------------------------------------------- generator, Parameter, dtype
 RANDOM_INITS = [
     ("uniform_", (3, 4), dict(a=-1.0, b=2.0)),
     ("normal_", (3, 4), dict(mean=1.0, std=2.0)),
@@ -523,7 +693,14 @@ def test_generator_none_is_reproducible_under_manual_seed(name, shape, kwargs, d
     assert first.dtype == dtype
 
 
-ALL_FILLS = [*RANDOM_INITS, ("constant_", (3, 4), dict(val=0.5)), ("ones_", (2,), {}), ("zeros_", (2,), {}), ("eye_", (3, 4), {}), ("dirac_", (4, 2, 3), dict(groups=2))]
+ALL_FILLS = [
+    *RANDOM_INITS,
+    ("constant_", (3, 4), dict(val=0.5)),
+    ("ones_", (2,), {}),
+    ("zeros_", (2,), {}),
+    ("eye_", (3, 4), {}),
+    ("dirac_", (4, 2, 3), dict(groups=2)),
+]
 
 
 @pytest.mark.parametrize("name, shape, kwargs", ALL_FILLS)
@@ -545,7 +722,18 @@ def test_kaiming_zero_element_warning_matches_torch(name, shape):
     assert filled is array
 
 
-@pytest.mark.parametrize("name, shape", [("uniform_", ()), ("normal_", (0,)), ("trunc_normal_", ()), ("trunc_normal_", (0, 3)), ("xavier_uniform_", (0, 3)), ("orthogonal_", (0, 4)), ("sparse_", (0, 3))])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("uniform_", ()),
+        ("normal_", (0,)),
+        ("trunc_normal_", ()),
+        ("trunc_normal_", (0, 3)),
+        ("xavier_uniform_", (0, 3)),
+        ("orthogonal_", (0, 4)),
+        ("sparse_", (0, 3)),
+    ],
+)
 def test_zero_d_and_empty_arrays(name, shape):
     array = np.full(shape, 9.0, np.float32)
     assert getattr(init, name)(array, *([0.5] if name == "sparse_" else [])) is array
@@ -605,7 +793,8 @@ def test_errors_match_torch_and_leave_the_array_alone(device, name, shape, dtype
     array = np.full(shape, 7, dtype)
     tensor = torch.full(shape, 7, dtype=TORCH_DTYPES[dtype], device=device)
     result = assert_same_outcome(
-        lambda: getattr(torch.nn.init, name)(tensor, **kwargs), lambda: getattr(init, name)(array, **kwargs)
+        lambda: getattr(torch.nn.init, name)(tensor, **kwargs),
+        lambda: getattr(init, name)(array, **kwargs),
     )
     if result is None:
         np.testing.assert_array_equal(array, np.full(shape, 7, dtype))

@@ -63,8 +63,12 @@ def test_norms_refuse_non_floating_input_like_torch_and_change_nothing(make, sha
     assert snapshot(ours) == before
 
 
-MIXED = [(np.float32, np.float64), (np.float64, np.float32), (np.float16, np.float64),
-         (np.float32, np.float16)]  # (input dtype, parameter dtype); torch refuses each
+MIXED = [
+    (np.float32, np.float64),
+    (np.float64, np.float32),
+    (np.float16, np.float64),
+    (np.float32, np.float16),
+]  # (input dtype, parameter dtype); torch refuses each
 
 
 @pytest.mark.parametrize(("input_dtype", "param_dtype"), MIXED)

@@ -69,7 +69,16 @@ def test_instance_norm_train_eval_sequence_matches_torch(device, config, dtype, 
     loc_sigma = distribution(rng, shape[: channel_axis + 1] + (1,) * SPATIAL_RANKS[name])
     spatial_axes = tuple(range(channel_axis + 1, len(shape)))
     run_train_eval_sequence(
-        ours, theirs, rng, shape, loc_sigma, spatial_axes, config["modes"], kwargs["eps"], dtype, device
+        ours,
+        theirs,
+        rng,
+        shape,
+        loc_sigma,
+        spatial_axes,
+        config["modes"],
+        kwargs["eps"],
+        dtype,
+        device,
     )
 
 
@@ -99,18 +108,37 @@ def test_instance_norm_functional_matches_torch(device, dtype):
     for use_input_stats in (True, False):
         running = [np.array([0.5, -1.0], dtype), np.array([2.0, 0.5], dtype)]
         running_t = [to_torch(r, device) for r in running]
-        x_t, w_t = to_torch(x, device, requires_grad=True), to_torch(weight, device, requires_grad=True)
+        x_t, w_t = (
+            to_torch(x, device, requires_grad=True),
+            to_torch(weight, device, requires_grad=True),
+        )
         y_t = torch.nn.functional.instance_norm(x_t, *running_t, w_t, None, use_input_stats, 0.3)
         y_t.backward(to_torch(dy, device))
         y = F.instance_norm(x, *running, weight, None, use_input_stats, 0.3)
-        grad_input, grad_weight, _ = F.instance_norm_backward(dy, x, *running, weight, use_input_stats)
-        invstd = max_invstd(x, (2,), 1e-5) if use_input_stats else float(np.max(1 / np.sqrt(running[1] + 1e-5)))
+        grad_input, grad_weight, _ = F.instance_norm_backward(
+            dy, x, *running, weight, use_input_stats
+        )
+        invstd = (
+            max_invstd(x, (2,), 1e-5)
+            if use_input_stats
+            else float(np.max(1 / np.sqrt(running[1] + 1e-5)))
+        )
         scales = Scales(x, dy, invstd, weight, None)
         where = f"use_input_stats={use_input_stats}"
         assert_close(y, y_t, *scaled_tolerance(dtype, device, scales.output), f"{where}: output")
-        assert_close(grad_input, x_t.grad, *scaled_tolerance(dtype, device, scales.grad_input), f"{where}: grad input")
-        assert_close(grad_weight, w_t.grad, *scaled_tolerance(dtype, device, scales.grad_weight), f"{where}: grad weight")
-        for r, r_t in zip(running, running_t):
+        assert_close(
+            grad_input,
+            x_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_input),
+            f"{where}: grad input",
+        )
+        assert_close(
+            grad_weight,
+            w_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_weight),
+            f"{where}: grad weight",
+        )
+        for r, r_t in zip(running, running_t, strict=True):
             assert_close(r, r_t, *tolerance(dtype, device), f"{where}: running stats")
 
 
@@ -122,7 +150,12 @@ MODULE_ERRORS = [
     ("InstanceNorm3d", {}, (2, 3, 4, 5, 6, 7), True),
     ("InstanceNorm1d", {}, (2, 3, 1), True),  # one spatial value
     ("InstanceNorm1d", {}, (3, 1), True),  # the same, unbatched
-    ("InstanceNorm1d", {"track_running_stats": True}, (2, 3, 1), False),  # eval normalises with running stats ...
+    (
+        "InstanceNorm1d",
+        {"track_running_stats": True},
+        (2, 3, 1),
+        False,
+    ),  # eval normalises with running stats ...
     ("InstanceNorm1d", {}, (2, 3, 1), False),  # ... but without them it needs the input's
     ("InstanceNorm1d", {"affine": True}, (2, 4, 5), True),  # channels: dim=1 ...
     ("InstanceNorm2d", {"affine": True}, (4, 5, 5), True),  # ... dim=0 unbatched
@@ -135,8 +168,15 @@ def test_module_errors_match_torch(device, name, kwargs, shape, training):
     ours.train(training)
     theirs.train(training)
     x = np.ones(shape)
-    if kwargs.get("track_running_stats") and not training:  # not an error: the running statistics normalise
-        assert_close(ours(x), theirs(to_torch(x, device)), *tolerance(np.float64, device), "eval, one spatial value")
+    if (
+        kwargs.get("track_running_stats") and not training
+    ):  # not an error: the running statistics normalise
+        assert_close(
+            ours(x),
+            theirs(to_torch(x, device)),
+            *tolerance(np.float64, device),
+            "eval, one spatial value",
+        )
         return
     assert_module_error_like_torch(ours, theirs, x, device)
 
@@ -146,7 +186,10 @@ def test_channel_mismatch_without_affine_warns_like_torch_then_uses_running_stat
     for shape in [(2, 4, 5), (4, 5)]:
         ours, theirs = make_twins("InstanceNorm1d", (3,), np.float64, device)
         x = well_conditioned(np.random.default_rng(0), shape, np.float64, (1,))
-        expected, actual = assert_same_warnings(lambda: theirs(to_torch(x, device)), lambda: ours(x))
+        expected, actual = assert_same_warnings(
+            lambda theirs=theirs, x=x: theirs(to_torch(x, device)),
+            lambda ours=ours, x=x: ours(x),
+        )
         assert_close(actual, expected, 1e-10, 1e-10, f"{shape}")
     # ... until running statistics of the wrong size meet the input (sizes repeated N times)
     ours, theirs = make_twins("InstanceNorm1d", (3,), np.float64, device, track_running_stats=True)
@@ -178,7 +221,10 @@ def test_functional_errors_match_torch(device, shape, running, weight, use_input
     assert_functional_error_like_torch(call, device)
 
 
-@pytest.mark.parametrize("kwargs", [{}, dict(affine=True, track_running_stats=True, momentum=None), dict(affine=True, bias=False)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, dict(affine=True, track_running_stats=True, momentum=None), dict(affine=True, bias=False)],
+)
 def test_repr_and_state_dict_match_torch(device, kwargs):
     ours, theirs = make_twins("InstanceNorm2d", (3,), np.float32, device, **kwargs)
     assert repr(ours) == repr(theirs)
@@ -188,5 +234,7 @@ def test_repr_and_state_dict_match_torch(device, kwargs):
 
 
 def test_backward_before_forward_raises():
-    with pytest.raises(RuntimeError, match=r"InstanceNorm1d.backward\(\) called before forward\(\)"):
+    with pytest.raises(
+        RuntimeError, match=r"InstanceNorm1d.backward\(\) called before forward\(\)"
+    ):
         minireg.nn.InstanceNorm1d(2).backward(np.ones((2, 2, 3)))

@@ -47,18 +47,32 @@ small = st.integers(1, 4)
     dtype=dtypes,
     seed=st.integers(0, 2**31),
 )
-def test_layer_norm_matches_torch(device, leading, normalized, eps, elementwise_affine, bias, dtype, seed):
+def test_layer_norm_matches_torch(
+    device, leading, normalized, eps, elementwise_affine, bias, dtype, seed
+):
     rng = np.random.default_rng(seed)
-    ours, theirs = make_twins("LayerNorm", (normalized,), dtype, device, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
+    ours, theirs = make_twins(
+        "LayerNorm",
+        (normalized,),
+        dtype,
+        device,
+        eps=eps,
+        elementwise_affine=elementwise_affine,
+        bias=bias,
+    )
     assert ours.normalized_shape == theirs.normalized_shape
     copy_affine(ours, theirs, rng, device)
     shape = leading + normalized
     axes = tuple(range(len(leading), len(shape)))
     grad_scales: dict[str, float] = {}
     for step in range(3):  # parameter gradients accumulate across the steps
-        x = well_conditioned(rng, shape, dtype, leading + (1,) * len(normalized))  # one distribution per sample
+        x = well_conditioned(
+            rng, shape, dtype, leading + (1,) * len(normalized)
+        )  # one distribution per sample
         dy = rng.standard_normal(shape).astype(dtype)
-        compare_step(ours, theirs, x, dy, device, max_invstd(x, axes, eps), grad_scales, f"step {step}")
+        compare_step(
+            ours, theirs, x, dy, device, max_invstd(x, axes, eps), grad_scales, f"step {step}"
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -73,8 +87,15 @@ def test_layer_norm_functional_without_affine_and_empty_batch(device, dtype):
         grad_input, _, _ = F.layer_norm_backward(dy, x, shape[-1:])
         scales = Scales(x, dy, max_invstd(x, (len(shape) - 1,), 1e-5), None, None)
         expected = torch.nn.functional.layer_norm(to_torch(x, device), shape[-1:])
-        assert_close(y, expected, *scaled_tolerance(dtype, device, scales.output), f"{shape}: output")
-        assert_close(grad_input, x_t.grad, *scaled_tolerance(dtype, device, scales.grad_input), f"{shape}: grad")
+        assert_close(
+            y, expected, *scaled_tolerance(dtype, device, scales.output), f"{shape}: output"
+        )
+        assert_close(
+            grad_input,
+            x_t.grad,
+            *scaled_tolerance(dtype, device, scales.grad_input),
+            f"{shape}: grad",
+        )
 
 
 @pytest.mark.parametrize(
@@ -89,7 +110,9 @@ def test_layer_norm_functional_without_affine_and_empty_batch(device, dtype):
         ((4,), (2, 4), (2, 2), None),  # same size, other shape
     ],
 )
-def test_layer_norm_errors_match_torch(device, normalized_shape, input_shape, weight_shape, bias_shape):
+def test_layer_norm_errors_match_torch(
+    device, normalized_shape, input_shape, weight_shape, bias_shape
+):
     def call(module: Any, convert: Any) -> Any:
         w = None if weight_shape is None else convert(np.ones(weight_shape))
         b = None if bias_shape is None else convert(np.ones(bias_shape))
@@ -126,11 +149,15 @@ def group_norm_configs(draw: st.DrawFn) -> dict[str, Any]:
 def test_group_norm_matches_torch(device, config, eps, affine, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     groups, shape = config["groups"], config["shape"]
-    ours, theirs = make_twins("GroupNorm", (groups, shape[1]), dtype, device, eps=eps, affine=affine, bias=bias)
+    ours, theirs = make_twins(
+        "GroupNorm", (groups, shape[1]), dtype, device, eps=eps, affine=affine, bias=bias
+    )
     copy_affine(ours, theirs, rng, device)
     grad_scales: dict[str, float] = {}
     for step in range(3):  # parameter gradients accumulate across the steps
-        x = well_conditioned(rng, shape, dtype, shape[:2] + (1,) * (len(shape) - 2))  # one distribution per channel
+        x = well_conditioned(
+            rng, shape, dtype, shape[:2] + (1,) * (len(shape) - 2)
+        )  # one distribution per channel
         dy = rng.standard_normal(shape).astype(dtype)
         invstd = max_invstd(x.reshape(shape[0], groups, -1), (2,), eps)
         compare_step(ours, theirs, x, dy, device, invstd, grad_scales, f"step {step}")
@@ -177,7 +204,12 @@ def test_group_norm_errors_match_torch(device, input_shape, num_groups, weight_s
 
 @pytest.mark.parametrize(
     "args, kwargs, input_shape",
-    [((2, 4), {}, (2, 6)), ((2, 4), {"affine": False}, (2, 5)), ((2, 2), {}, (1, 2)), ((2, 4), {}, (4,))],
+    [
+        ((2, 4), {}, (2, 6)),
+        ((2, 4), {"affine": False}, (2, 5)),
+        ((2, 2), {}, (1, 2)),
+        ((2, 4), {}, (4,)),
+    ],
 )
 def test_group_norm_module_errors_match_torch(device, args, kwargs, input_shape):
     ours, theirs = make_twins("GroupNorm", args, np.float64, device, **kwargs)

@@ -111,9 +111,13 @@ def test_linear_module_accumulates_grads_like_torch(device, dtype, bias):
         out.backward(to_torch(g, device))
         assert_close(ours(x), out, rtol, atol, f"output {step}")
         assert_close(ours.backward(g), x_torch.grad, rtol, atol, f"grad input {step}")
-        assert_close(ours.weight.grad, theirs.weight.grad, rtol, atol, f"accumulated weight grad {step}")
+        assert_close(
+            ours.weight.grad, theirs.weight.grad, rtol, atol, f"accumulated weight grad {step}"
+        )
         if bias:
-            assert_close(ours.bias.grad, theirs.bias.grad, rtol, atol, f"accumulated bias grad {step}")
+            assert_close(
+                ours.bias.grad, theirs.bias.grad, rtol, atol, f"accumulated bias grad {step}"
+            )
     assert ours.bias is None if not bias else ours.bias.grad.dtype == dtype
 
 
@@ -136,7 +140,10 @@ def test_linear_errors_match_torch(input_shape, weight_shape, input_dtype, bias_
     w = np.ones(weight_shape, np.float32)
     b = None if bias_dtype is None else np.ones(weight_shape[0], bias_dtype)
     b_torch = None if b is None else torch.from_numpy(b)
-    assert_same_error(lambda: TF.linear(torch.from_numpy(x), torch.from_numpy(w), b_torch), lambda: F.linear(x, w, b))
+    assert_same_error(
+        lambda: TF.linear(torch.from_numpy(x), torch.from_numpy(w), b_torch),
+        lambda: F.linear(x, w, b),
+    )
 
 
 def uniform_ks_distance(values: np.ndarray, low: float, high: float) -> float:
@@ -166,7 +173,8 @@ def test_linear_init_follows_torchs_law(in_features, out_features, dtype):
         for sample in (values, reference):  # the same checks hold for torch's own draw
             assert np.all(np.abs(sample) <= bound)
             n = sample.size
-            # the largest magnitude of n uniform draws is within 4e-3 of the bound unless (1 - 4e-3)^n
+            # the largest magnitude of n uniform draws is within 4e-3 of the bound unless
+            # (1 - 4e-3)^n
             if n >= 4096:
                 assert np.max(np.abs(sample)) > bound * (1 - 4e-3)
             assert math.sqrt(n) * uniform_ks_distance(sample, -bound, bound) < KS_CRITICAL
@@ -196,14 +204,28 @@ def test_linear_without_inputs_features_warns_and_zeroes_bias_like_torch():
 # ============================================================================ activations
 ACTIVATIONS = {
     "relu": (F.relu, lambda g, x, y: F.relu_backward(g, y), TF.relu, mnn.ReLU, torch.nn.ReLU),
-    "sigmoid": (F.sigmoid, lambda g, x, y: F.sigmoid_backward(g, y), torch.sigmoid, mnn.Sigmoid, torch.nn.Sigmoid),
+    "sigmoid": (
+        F.sigmoid,
+        lambda g, x, y: F.sigmoid_backward(g, y),
+        torch.sigmoid,
+        mnn.Sigmoid,
+        torch.nn.Sigmoid,
+    ),
     "tanh": (F.tanh, lambda g, x, y: F.tanh_backward(g, y), torch.tanh, mnn.Tanh, torch.nn.Tanh),
 }
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
-@given(shape=shapes, dtype=dtypes, seed=seeds, scale=st.sampled_from([1.0, 30.0]), specials=st.booleans())
-def test_activation_kernels_and_modules_match_torch(device, name, shape, dtype, seed, scale, specials):
+@given(
+    shape=shapes,
+    dtype=dtypes,
+    seed=seeds,
+    scale=st.sampled_from([1.0, 30.0]),
+    specials=st.booleans(),
+)
+def test_activation_kernels_and_modules_match_torch(
+    device, name, shape, dtype, seed, scale, specials
+):
     forward, backward, torch_fn, module, torch_module = ACTIVATIONS[name]
     rng = np.random.default_rng(seed)
     x = random_array(rng, shape, dtype, scale)
@@ -350,7 +372,9 @@ def test_sequential_forward_backward_matches_torch(device, batch, dtype, seed):
         output, (grad,) = torch_backward(theirs, [x], g, device)
         assert_close(ours(x), output, rtol, atol, f"output {step}")
         assert_close(ours.backward(g), grad, rtol, atol, f"grad input {step}")
-        for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        for (name, p), (_, q) in zip(
+            ours.named_parameters(), theirs.named_parameters(), strict=True
+        ):
             assert_close(p.grad, q.grad, rtol, atol, f"grad of {name} after {step + 1} passes")
 
 
@@ -373,7 +397,14 @@ def test_sequential_backward_runs_the_children_in_reverse():
     model = mnn.Sequential(Recorder("a"), Recorder("b"), Recorder("c"))
     assert model(np.zeros(1))[0] == 3
     assert model.backward(np.ones(1))[0] == 8
-    assert calls == ["forward a", "forward b", "forward c", "backward c", "backward b", "backward a"]
+    assert calls == [
+        "forward a",
+        "forward b",
+        "forward c",
+        "backward c",
+        "backward b",
+        "backward a",
+    ]
 
 
 def test_sequential_indexing_matches_torch():
@@ -383,11 +414,19 @@ def test_sequential_indexing_matches_torch():
     for index in range(-len(theirs), len(theirs)):
         assert type(ours[index]).__name__ == type(theirs[index]).__name__
     assert ours[4][0] is list(ours.children())[4][0]
-    for index in [slice(1, 4), slice(None, None, 2), slice(-3, None), slice(5, 2), slice(None, None, -1)]:
+    for index in [
+        slice(1, 4),
+        slice(None, None, 2),
+        slice(-3, None),
+        slice(5, 2),
+        slice(None, None, -1),
+    ]:
         part, expected = ours[index], theirs[index]
         assert isinstance(part, mnn.Sequential)
         assert [n for n, _ in part.named_children()] == [n for n, _ in expected.named_children()]
-        assert [n for n, _ in part.named_parameters()] == [n for n, _ in expected.named_parameters()]
+        assert [n for n, _ in part.named_parameters()] == [
+            n for n, _ in expected.named_parameters()
+        ]
         assert all(m is ours[int(n)] for n, m in part.named_children())  # shared, not copied
         assert repr(part) == repr(expected)
     for index in [len(theirs), -len(theirs) - 1, "1", 1.0]:
@@ -402,7 +441,9 @@ def test_sequential_from_an_ordered_dict_keeps_the_names():
     from collections import OrderedDict
 
     ours = mnn.Sequential(OrderedDict([("hidden", mnn.Linear(2, 3)), ("act", mnn.Tanh())]))
-    theirs = torch.nn.Sequential(OrderedDict([("hidden", torch.nn.Linear(2, 3)), ("act", torch.nn.Tanh())]))
+    theirs = torch.nn.Sequential(
+        OrderedDict([("hidden", torch.nn.Linear(2, 3)), ("act", torch.nn.Tanh())])
+    )
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert repr(ours) == repr(theirs)
     with warnings.catch_warnings():

@@ -45,7 +45,8 @@ seeds = st.integers(0, 2**31 - 1)
 
 
 def torch_loss_and_grad(loss_fn, x: np.ndarray, grad_output_of, device: str):
-    """torch's loss of ``x`` and the gradient for ``x`` under the upstream gradient ``grad_output_of(loss)``."""
+    """torch's loss of ``x`` and the gradient for ``x`` under the upstream gradient
+    ``grad_output_of(loss)``."""
     x_torch = to_torch(x, device, requires_grad=True)
     loss = loss_fn(x_torch)
     grad_output = grad_output_of(tuple(loss.shape), to_numpy(loss).dtype)
@@ -55,14 +56,18 @@ def torch_loss_and_grad(loss_fn, x: np.ndarray, grad_output_of, device: str):
 
 def check_loss(ours_fn, ours_grad_fn, module, theirs_fn, x, device, rng, rtol, atol):
     """The kernel pair and the module against torch, for a random upstream gradient."""
-    loss, grad, g = torch_loss_and_grad(theirs_fn, x, lambda shape, dt: random_array(rng, shape, dt), device)
+    loss, grad, g = torch_loss_and_grad(
+        theirs_fn, x, lambda shape, dt: random_array(rng, shape, dt), device
+    )
     assert_close(ours_fn(x), loss, rtol, atol, "loss")
     assert_close(ours_grad_fn(g, x), grad, rtol, atol, "grad input")
     assert_close(module.forward_fn(x), loss, rtol, atol, "module loss")
     assert_close(module.layer.backward(g), grad, rtol, atol, "module grad input")
     # the default upstream gradient is 1 (ones for reduction="none")
     _, grad_of_ones, _ = torch_loss_and_grad(theirs_fn, x, np.ones, device)
-    assert_close(module.layer.backward(), grad_of_ones, rtol, atol, "module grad input, default upstream")
+    assert_close(
+        module.layer.backward(), grad_of_ones, rtol, atol, "module grad input, default upstream"
+    )
 
 
 class Bound:
@@ -89,7 +94,9 @@ ELEMENTWISE = {
 }
 
 
-def elementwise_target(name: str, rng: np.random.Generator, x: np.ndarray, ties: bool) -> np.ndarray:
+def elementwise_target(
+    name: str, rng: np.random.Generator, x: np.ndarray, ties: bool
+) -> np.ndarray:
     if name == "bce":  # probabilities, some exactly 0 or 1
         y = rng.random(x.shape)
         if ties and y.size:
@@ -103,7 +110,14 @@ def elementwise_target(name: str, rng: np.random.Generator, x: np.ndarray, ties:
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
-@given(shape=shapes, dtype=dtypes, reduction=reductions, seed=seeds, scale=st.sampled_from([1.0, 40.0]), ties=st.booleans())
+@given(
+    shape=shapes,
+    dtype=dtypes,
+    reduction=reductions,
+    seed=seeds,
+    scale=st.sampled_from([1.0, 40.0]),
+    ties=st.booleans(),
+)
 def test_elementwise_losses_match_torch(device, name, shape, dtype, reduction, seed, scale, ties):
     ours_fn, ours_grad, theirs_fn, module, theirs_module = ELEMENTWISE[name]
     rng = np.random.default_rng(seed)
@@ -127,22 +141,43 @@ def test_elementwise_losses_match_torch(device, name, shape, dtype, reduction, s
 def test_bce_with_logits_is_stable_at_extreme_logits(device, dtype):
     # Confident logits: the loss of a right answer is the tiny e^{-|x|} (log1p keeps it; a
     # naive log(1 + e^{-|x|}) rounds it to 0), and a wrong one is |x| (a naive
-    # log(sigmoid(x)) gives -inf once e^{-x} overflows).  Compared relatively (atol only at the subnormal scale).
+    # log(sigmoid(x)) gives -inf once e^{-x} overflows).  Compared relatively (atol only at the
+    # subnormal scale).
     x = np.array([20.0, -20.0, 40.0, -40.0, 100.0, -100.0, 1000.0, -1000.0, 0.0], dtype)
     for y in [np.ones_like(x), np.zeros_like(x), np.full_like(x, 0.5)]:
         loss, grad, g = torch_loss_and_grad(
-            lambda t, y=y: TF.binary_cross_entropy_with_logits(t, to_torch(y, device), reduction="none"), x, np.ones, device
+            lambda t, y=y: TF.binary_cross_entropy_with_logits(
+                t, to_torch(y, device), reduction="none"
+            ),
+            x,
+            np.ones,
+            device,
         )
         rtol = tolerance(dtype, device)[0]
-        atol = 4 * np.finfo(dtype).smallest_subnormal  # e^{-100} is subnormal in float32: absolute precision there
-        assert_close(F.binary_cross_entropy_with_logits(x, y, reduction="none"), loss, rtol, atol, "loss")
-        assert_close(F.binary_cross_entropy_with_logits_backward(g, x, y, reduction="none"), grad, rtol, atol, "grad")
+        atol = (
+            4 * np.finfo(dtype).smallest_subnormal
+        )  # e^{-100} is subnormal in float32: absolute precision there
+        assert_close(
+            F.binary_cross_entropy_with_logits(x, y, reduction="none"), loss, rtol, atol, "loss"
+        )
+        assert_close(
+            F.binary_cross_entropy_with_logits_backward(g, x, y, reduction="none"),
+            grad,
+            rtol,
+            atol,
+            "grad",
+        )
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 @pytest.mark.parametrize(
     "input_dtype, target_dtype",
-    [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.int64), (np.float64, np.int64)],
+    [
+        (np.float32, np.float64),
+        (np.float64, np.float32),
+        (np.float32, np.int64),
+        (np.float64, np.int64),
+    ],
 )
 def test_mixed_dtypes_promote_like_torch(device, name, input_dtype, target_dtype):
     ours_fn, ours_grad, theirs_fn, _, _ = ELEMENTWISE[name]
@@ -155,24 +190,39 @@ def test_mixed_dtypes_promote_like_torch(device, name, input_dtype, target_dtype
     for reduction in ["none", "mean", "sum"]:
         try:
             theirs_fn(to_torch(x, device), y_torch, reduction=reduction)
-        except RuntimeError:  # BCE refuses an integer target (its loss is computed in the target's dtype)
+        except (
+            RuntimeError
+        ):  # BCE refuses an integer target (its loss is computed in the target's dtype)
             assert_same_error(
                 lambda r=reduction: theirs_fn(to_torch(x, device), y_torch, reduction=r),
                 lambda r=reduction: ours_fn(x, y, reduction=r),
             )
             continue
         loss, grad, g = torch_loss_and_grad(
-            lambda t, r=reduction: theirs_fn(t, y_torch, reduction=r), x, lambda s, dt: random_array(rng, s, dt), device
+            lambda t, r=reduction: theirs_fn(t, y_torch, reduction=r),
+            x,
+            lambda s, dt: random_array(rng, s, dt),
+            device,
         )
         rtol, atol = tolerance(np.float32, device)  # float32 rounding is somewhere in each chain
         assert_close(ours_fn(x, y, reduction=reduction), loss, rtol, atol, f"loss, {reduction}")
-        assert_close(ours_grad(g, x, y, reduction=reduction), grad, rtol, atol, f"grad, {reduction}")
+        assert_close(
+            ours_grad(g, x, y, reduction=reduction), grad, rtol, atol, f"grad, {reduction}"
+        )
 
 
 @pytest.mark.parametrize("name", ["mse", "l1"])
 @pytest.mark.parametrize(
     "input_shape, target_shape",
-    [((3, 4), (4,)), ((3, 1), (3, 4)), ((4,), (2, 4)), ((2, 1, 3), (4, 1)), ((), (3,)), ((3, 4), (2, 4)), ((2, 3), (3, 2, 1))],
+    [
+        ((3, 4), (4,)),
+        ((3, 1), (3, 4)),
+        ((4,), (2, 4)),
+        ((2, 1, 3), (4, 1)),
+        ((), (3,)),
+        ((3, 4), (2, 4)),
+        ((2, 3), (3, 2, 1)),
+    ],
 )
 def test_broadcast_target_warns_and_matches_torch(device, name, input_shape, target_shape):
     ours_fn, ours_grad, theirs_fn, _, _ = ELEMENTWISE[name]
@@ -187,7 +237,10 @@ def test_broadcast_target_warns_and_matches_torch(device, name, input_shape, tar
             warnings.simplefilter("always")
             try:
                 loss, grad, g = torch_loss_and_grad(
-                    lambda t, r=reduction: theirs_fn(t, y_torch, reduction=r), x, lambda s, dt: random_array(rng, s, dt), device
+                    lambda t, r=reduction: theirs_fn(t, y_torch, reduction=r),
+                    x,
+                    lambda s, dt: random_array(rng, s, dt),
+                    device,
                 )
             except RuntimeError as error:  # shapes that do not broadcast
                 theirs_error = error
@@ -198,11 +251,19 @@ def test_broadcast_target_warns_and_matches_torch(device, name, input_shape, tar
                     ours_fn(x, y, reduction=reduction)
                 assert str(ours_error.value) == str(theirs_error)
             else:
-                assert_close(ours_fn(x, y, reduction=reduction), loss, rtol, atol, f"loss, {reduction}")
-        assert [str(w.message) for w in ours_warnings] == [torch_text(str(w.message)) for w in theirs_warnings]
-        assert all(w.filename == __file__ for w in ours_warnings)  # the warning points at the caller
+                assert_close(
+                    ours_fn(x, y, reduction=reduction), loss, rtol, atol, f"loss, {reduction}"
+                )
+        assert [str(w.message) for w in ours_warnings] == [
+            torch_text(str(w.message)) for w in theirs_warnings
+        ]
+        assert all(
+            w.filename == __file__ for w in ours_warnings
+        )  # the warning points at the caller
         if loss is not None:
-            assert_close(ours_grad(g, x, y, reduction=reduction), grad, rtol, atol, f"grad, {reduction}")
+            assert_close(
+                ours_grad(g, x, y, reduction=reduction), grad, rtol, atol, f"grad, {reduction}"
+            )
 
 
 # ============================================================================ cross-entropy
@@ -230,7 +291,9 @@ label_smoothings = st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.sampled_from(
     seed=seeds,
     scale=st.sampled_from([1.0, 40.0]),
 )
-def test_cross_entropy_with_class_indices_matches_torch(device, case, dtype, reduction, label_smoothing, ignore, seed, scale):
+def test_cross_entropy_with_class_indices_matches_torch(
+    device, case, dtype, reduction, label_smoothing, ignore, seed, scale
+):
     input_shape, target_shape, n_classes = case
     rng = np.random.default_rng(seed)
     x = random_array(rng, input_shape, dtype, scale)
@@ -260,7 +323,9 @@ def test_cross_entropy_with_class_indices_matches_torch(device, case, dtype, red
     seed=seeds,
     scale=st.sampled_from([1.0, 40.0]),
 )
-def test_cross_entropy_with_class_probabilities_matches_torch(device, case, dtype, reduction, label_smoothing, seed, scale):
+def test_cross_entropy_with_class_probabilities_matches_torch(
+    device, case, dtype, reduction, label_smoothing, seed, scale
+):
     input_shape, _, _ = case
     rng = np.random.default_rng(seed)
     x = random_array(rng, input_shape, dtype, scale)
@@ -286,16 +351,28 @@ def test_cross_entropy_byte_targets_and_custom_ignore_index_match_torch(device):
     x = random_array(rng, (5, 4), np.float64)
     rtol, atol = tolerance(np.float64, device)
     # One sample with a (1,) target: torch's forward takes it (its backward then fails).
-    expected = TF.cross_entropy(to_torch(x[0], device), to_torch(np.array([2]), device), reduction="none")
-    assert_close(F.cross_entropy(x[0], np.array([2]), reduction="none"), expected, rtol, atol, "(1,) target")
+    expected = TF.cross_entropy(
+        to_torch(x[0], device), to_torch(np.array([2]), device), reduction="none"
+    )
+    assert_close(
+        F.cross_entropy(x[0], np.array([2]), reduction="none"), expected, rtol, atol, "(1,) target"
+    )
     for target, kwargs in [
         (np.array([0, 3, 1, 2, 2], np.uint8), {}),
         (np.array([0, -5, 1, -5, 2]), dict(ignore_index=-5)),
         (np.array([-100] * 5), dict(label_smoothing=0.2)),  # nothing left: the mean is NaN
     ]:
         for reduction in ["none", "mean", "sum"]:
-            expected = TF.cross_entropy(to_torch(x, device), to_torch(target, device), reduction=reduction, **kwargs)
-            assert_close(F.cross_entropy(x, target, reduction=reduction, **kwargs), expected, rtol, atol, str(kwargs))
+            expected = TF.cross_entropy(
+                to_torch(x, device), to_torch(target, device), reduction=reduction, **kwargs
+            )
+            assert_close(
+                F.cross_entropy(x, target, reduction=reduction, **kwargs),
+                expected,
+                rtol,
+                atol,
+                str(kwargs),
+            )
 
 
 def long_target(*values):
@@ -351,7 +428,10 @@ def test_cross_entropy_errors_match_torch(input_shape, target, kwargs):
         lambda: F.cross_entropy_backward(np.ones(()), x, target, **kwargs),
         lambda: mnn.CrossEntropyLoss(**kwargs)(x, target),
     ]:
-        assert_same_error(lambda: TF.cross_entropy(torch.from_numpy(x), torch.from_numpy(target), **kwargs), ours_fn)
+        assert_same_error(
+            lambda: TF.cross_entropy(torch.from_numpy(x), torch.from_numpy(target), **kwargs),
+            ours_fn,
+        )
 
 
 @pytest.mark.parametrize(
@@ -371,8 +451,16 @@ def test_elementwise_loss_errors_match_torch(name, input_shape, target, reductio
     x = np.zeros(input_shape, np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the broadcast warning, tested above
-        for ours in [lambda: ours_fn(x, target, reduction=reduction), lambda: module(reduction=reduction)(x, target)]:
-            assert_same_error(lambda: theirs_fn(torch.from_numpy(x), torch.from_numpy(target), reduction=reduction), ours)
+        for ours in [
+            lambda: ours_fn(x, target, reduction=reduction),
+            lambda: module(reduction=reduction)(x, target),
+        ]:
+            assert_same_error(
+                lambda: theirs_fn(
+                    torch.from_numpy(x), torch.from_numpy(target), reduction=reduction
+                ),
+                ours,
+            )
 
 
 # ============================================================================ the loss modules
@@ -391,9 +479,15 @@ def test_loss_modules_mirror_torchs_attributes(ours, theirs):
     ours(reduction="avg")  # as torch, a bad reduction is only detected when the loss is computed
     theirs(reduction="avg")
     if ours is mnn.CrossEntropyLoss:
-        a, b = ours(label_smoothing=0.1, ignore_index=3), theirs(label_smoothing=0.1, ignore_index=3)
+        a, b = (
+            ours(label_smoothing=0.1, ignore_index=3),
+            theirs(label_smoothing=0.1, ignore_index=3),
+        )
         assert (a.label_smoothing, a.ignore_index) == (b.label_smoothing, b.ignore_index)
-        assert (ours().label_smoothing, ours().ignore_index) == (theirs().label_smoothing, theirs().ignore_index)
+        assert (ours().label_smoothing, ours().ignore_index) == (
+            theirs().label_smoothing,
+            theirs().ignore_index,
+        )
     with pytest.raises(RuntimeError, match="called before forward"):
         ours().backward()
 
@@ -401,7 +495,9 @@ def test_loss_modules_mirror_torchs_attributes(ours, theirs):
 def test_loss_backward_checks_the_upstream_shape():
     layer = mnn.MSELoss(reduction="none")
     layer(np.zeros((2, 3)), np.ones((2, 3)))
-    with pytest.raises(RuntimeError, match=r"Mismatch in shape: grad_output\[0\] has a shape of \(3,\)"):
+    with pytest.raises(
+        RuntimeError, match=r"Mismatch in shape: grad_output\[0\] has a shape of \(3,\)"
+    ):
         layer.backward(np.ones(3))
     layer = mnn.CrossEntropyLoss()
     layer(np.zeros((2, 3)), np.array([0, 2]))

@@ -79,7 +79,7 @@ def assert_lr_close(actual: Any, expected: Any, what: str) -> None:
         assert type(actual) is type(expected) and len(actual) == len(expected), (
             f"{what}: {actual!r} != {expected!r}"
         )
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_lr_close(a, e, f"{what}[{i}]")
         return
     if isinstance(expected, torch.Tensor):
@@ -592,7 +592,7 @@ def test_reduce_lr_on_plateau(
     ours, theirs = build(M, ours_opt), build(T, theirs_opt)
     for i, metric in enumerate(metrics):
         if i == change_lr_at:  # an lr written by hand is where the next cut starts from
-            for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups):
+            for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups, strict=True):
                 g["lr"] = h["lr"] = 0.7
         # Metrics arrive as Python floats, or as float32/float64 0-d arrays vs 0-d tensors.
         if i % 3 == 0:
@@ -800,7 +800,7 @@ def test_resume_with_last_epoch_continues_like_torch(device):
         "CosineAnnealingWarmRestarts",
     ]:
         ours_opt, theirs_opt = twin_optimizers(device, LRS)
-        for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups):
+        for g, h in zip(ours_opt.param_groups, theirs_opt.param_groups, strict=True):
             g["initial_lr"] = h["initial_lr"] = 0.3
         kwargs = {
             "StepLR": {"step_size": 4},
@@ -830,7 +830,9 @@ def test_external_lr_change_mid_run(device, name):
 
     def change(i, ours_opt, theirs_opt):
         if i in (9, 31):
-            for k, (g, h) in enumerate(zip(ours_opt.param_groups, theirs_opt.param_groups)):
+            for k, (g, h) in enumerate(
+                zip(ours_opt.param_groups, theirs_opt.param_groups, strict=True)
+            ):
                 g["lr"] = h["lr"] = 0.25 * (k + 1)
 
     run_trace(BUILDERS[name], LRS, device, STEPS, before_step=change, opt_kwargs={"momentum": 0.5})
@@ -873,12 +875,12 @@ def test_array_lr_is_updated_in_place_like_torch_tensor_lr(device, name, dtype):
     for _ in range(5):
         ours_opt.step()
         ours.step()
-    assert all(g["lr"] is h for g, h in zip(ours_opt.param_groups, held)), (
+    assert all(g["lr"] is h for g, h in zip(ours_opt.param_groups, held, strict=True)), (
         "lr arrays must be filled in place"
     )
     assert all(
         lr is not g["lr"] and lr.dtype == dtype
-        for lr, g in zip(ours.get_last_lr(), ours_opt.param_groups)
+        for lr, g in zip(ours.get_last_lr(), ours_opt.param_groups, strict=True)
     )
 
 

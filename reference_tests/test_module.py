@@ -86,7 +86,12 @@ def shared(nn: Any) -> Any:
     return nn.Sequential(layer, nn.ReLU(), layer, nn.Sequential(layer))
 
 
-MODELS: dict[str, Callable[[Any], Any]] = {"mlp": mlp, "nested": nested, "with_buffers": with_buffers, "shared": shared}
+MODELS: dict[str, Callable[[Any], Any]] = {
+    "mlp": mlp,
+    "nested": nested,
+    "with_buffers": with_buffers,
+    "shared": shared,
+}
 FORWARD_MODELS = ["mlp", "nested", "with_buffers"]  # input (n, 3); `shared` takes (n, 4)
 
 
@@ -122,19 +127,28 @@ def test_names_and_order_match_torch(name):
     assert len(list(ours.parameters())) == len(list(theirs.parameters()))
     assert len(list(ours.buffers())) == len(list(theirs.buffers()))
     # the non-recursive views: only the module's own members
-    for (_, m), (_, t) in zip(ours.named_modules(), theirs.named_modules()):
-        assert [n for n, _ in m.named_parameters(recurse=False)] == [n for n, _ in t.named_parameters(recurse=False)]
+    for (_, m), (_, t) in zip(ours.named_modules(), theirs.named_modules(), strict=True):
+        assert [n for n, _ in m.named_parameters(recurse=False)] == [
+            n for n, _ in t.named_parameters(recurse=False)
+        ]
 
 
 def test_parameters_are_the_registered_objects():
     model = mlp(mnn)
-    assert list(model.parameters()) == [model[0].weight, model[0].bias, model[2].weight, model[2].bias]
+    assert list(model.parameters()) == [
+        model[0].weight,
+        model[0].bias,
+        model[2].weight,
+        model[2].bias,
+    ]
     assert all(isinstance(p, minireg.Parameter) for p in model.parameters())
     layer = model[0]
     layer.bias = None  # assigning None to a parameter slot removes it from the listing, as in torch
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "2.weight", "2.bias"]
     with pytest.raises(TypeError):
-        layer.weight = np.zeros((4, 3))  # a plain array cannot replace a Parameter (torch: TypeError too)
+        layer.weight = np.zeros(
+            (4, 3)
+        )  # a plain array cannot replace a Parameter (torch: TypeError too)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -176,7 +190,7 @@ def test_zero_grad_like_torch(set_to_none):
     assert all(p.grad is not None for p in ours.parameters())
     ours.zero_grad(set_to_none=set_to_none)
     theirs.zero_grad(set_to_none=set_to_none)
-    for p, q in zip(ours.parameters(), theirs.parameters()):
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         if set_to_none:
             assert p.grad is None and q.grad is None
         else:
@@ -234,7 +248,7 @@ def test_torch_state_dict_loads_and_the_models_agree(device, dtype, name):
     out_torch.backward(to_torch(grad_output, device))
     assert_close(ours(x), out_torch, rtol, atol, "forward")
     assert_close(ours.backward(grad_output), x_torch.grad, rtol, atol, "input grad")
-    for (key, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+    for (key, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
         assert_close(p.grad, q.grad, rtol, atol, f"grad of {key}")
 
 
@@ -260,7 +274,14 @@ def corrupted(state: dict[str, Any], *faults: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "faults", [("missing",), ("unexpected",), ("size",), ("missing", "size"), ("missing", "unexpected", "size")]
+    "faults",
+    [
+        ("missing",),
+        ("unexpected",),
+        ("size",),
+        ("missing", "size"),
+        ("missing", "unexpected", "size"),
+    ],
 )
 def test_load_state_dict_errors_match_torch_and_write_nothing(faults):
     ours, theirs = twins("mlp")
@@ -268,7 +289,9 @@ def test_load_state_dict_errors_match_torch_and_write_nothing(faults):
     before = copy.deepcopy({k: v.copy() for k, v in ours.state_dict().items()})
     theirs_error, _ = assert_same_error(
         lambda: theirs.load_state_dict(corrupted(source, *faults)),
-        lambda: ours.load_state_dict(corrupted({k: to_numpy(v) for k, v in source.items()}, *faults)),
+        lambda: ours.load_state_dict(
+            corrupted({k: to_numpy(v) for k, v in source.items()}, *faults)
+        ),
     )
     assert isinstance(theirs_error, RuntimeError)
     for key, value in ours.state_dict().items():
@@ -279,7 +302,10 @@ def test_non_strict_load_reports_keys_like_torch():
     ours, theirs = twins("mlp")
     source = mlp(torch.nn).state_dict()
     theirs_result = theirs.load_state_dict(corrupted(source, "missing", "unexpected"), strict=False)
-    ours_result = ours.load_state_dict(corrupted({k: to_numpy(v) for k, v in source.items()}, "missing", "unexpected"), strict=False)
+    ours_result = ours.load_state_dict(
+        corrupted({k: to_numpy(v) for k, v in source.items()}, "missing", "unexpected"),
+        strict=False,
+    )
     assert list(ours_result) == [theirs_result.missing_keys, theirs_result.unexpected_keys]
     for key in ("0.weight", "2.weight"):  # the keys present were loaded
         np.testing.assert_array_equal(ours.state_dict()[key], source[key].numpy(), err_msg=key)
@@ -293,7 +319,9 @@ def test_to_dtype_converts_floating_members_like_torch():
     ours.backward(np.ones_like(ours(rng.standard_normal((2, 3)))))
     assert ours.to(np.float32) is ours
     theirs.to(torch.float32)
-    for (key, value), (_, expected) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+    for (key, value), (_, expected) in zip(
+        ours.state_dict().items(), theirs.state_dict().items(), strict=True
+    ):
         assert value.dtype == to_numpy(expected).dtype, key  # int buffers keep their dtype
         np.testing.assert_array_equal(value, to_numpy(expected), err_msg=key)
     assert all(p.grad.dtype == np.float32 for p in ours.parameters())

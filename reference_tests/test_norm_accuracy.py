@@ -39,7 +39,9 @@ def relative_error(value: np.ndarray | float, reference: np.ndarray | float) -> 
     return float(np.max(np.abs(value - reference) / np.abs(reference)))
 
 
-def assert_running_statistics(layer: minireg.nn.Module, x: np.ndarray, axes: tuple[int, ...]) -> None:
+def assert_running_statistics(
+    layer: minireg.nn.Module, x: np.ndarray, axes: tuple[int, ...]
+) -> None:
     """One training step with momentum 1: the running estimates are this batch's mean and
     unbiased variance per channel, compared with float64 ones over ``axes``."""
     layer.train()

@@ -36,7 +36,9 @@ SHAPES = [(3, 2), (4,), (), (2, 2)]
 
 def twins(device: str = "cpu", dtype: type = np.float64, shapes=SHAPES):
     rng = np.random.default_rng(0)
-    return twin_parameters([np.asarray(rng.standard_normal(s)).astype(dtype) for s in shapes], device)
+    return twin_parameters(
+        [np.asarray(rng.standard_normal(s)).astype(dtype) for s in shapes], device
+    )
 
 
 def public_keys(group: dict) -> list[str]:
@@ -54,7 +56,9 @@ def test_bare_parameter_is_rejected_like_torch():
     theirs = outcome(lambda: torch.optim.SGD(theirs_p[0]))
     assert ours[0] is theirs[0] is TypeError
     # Same text up to the type's name, which necessarily differs between the libraries.
-    prefix = "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
+    prefix = (
+        "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
+    )
     assert theirs[1] == prefix + "torch.DoubleTensor"
     assert ours[1] == prefix + "minireg.parameter.Parameter"
     # minireg's tensors are ndarrays: a bare ndarray is refused the same way.
@@ -119,11 +123,13 @@ def test_required_hyperparameter_like_torch():
 def test_named_parameters_give_param_names_like_torch():
     ours_p, theirs_p = twins()
     names = [f"layer.{i}" for i in range(len(SHAPES))]
-    ours = minireg.optim.RMSprop(list(zip(names, ours_p)), momentum=0.9)
-    theirs = torch.optim.RMSprop(list(zip(names, theirs_p)), momentum=0.9)
+    ours = minireg.optim.RMSprop(list(zip(names, ours_p, strict=True)), momentum=0.9)
+    theirs = torch.optim.RMSprop(list(zip(names, theirs_p, strict=True)), momentum=0.9)
     assert ours.param_groups[0]["param_names"] == theirs.param_groups[0]["param_names"] == names
     assert ours.param_groups[0]["params"] == ours_p
-    assert public_keys(ours.state_dict()["param_groups"][0]) == public_keys(theirs.state_dict()["param_groups"][0])
+    assert public_keys(ours.state_dict()["param_groups"][0]) == public_keys(
+        theirs.state_dict()["param_groups"][0]
+    )
     assert ours.state_dict()["param_groups"][0]["param_names"] == names
 
     # Mixing named and unnamed params, within a group or across groups, fails as in torch.
@@ -141,9 +147,17 @@ def test_named_parameters_give_param_names_like_torch():
 @pytest.mark.parametrize(
     "cls_pair, kwargs, group",
     [
-        ((minireg.optim.SGD, torch.optim.SGD), dict(lr=0.1, momentum=0.9), {"weight_decay": 0.5, "lr": 0.2}),
+        (
+            (minireg.optim.SGD, torch.optim.SGD),
+            dict(lr=0.1, momentum=0.9),
+            {"weight_decay": 0.5, "lr": 0.2},
+        ),
         ((minireg.optim.Adagrad, torch.optim.Adagrad), dict(lr_decay=0.1), {"eps": 1e-3}),
-        ((minireg.optim.Adadelta, torch.optim.Adadelta), dict(rho=0.5), {"maximize": True, "lr": 0.5}),
+        (
+            (minireg.optim.Adadelta, torch.optim.Adadelta),
+            dict(rho=0.5),
+            {"maximize": True, "lr": 0.5},
+        ),
         ((minireg.optim.RMSprop, torch.optim.RMSprop), dict(alpha=0.9), {"centered": True}),
     ],
 )
@@ -153,7 +167,7 @@ def test_add_param_group_fills_defaults_like_torch(cls_pair, kwargs, group):
     ours.add_param_group({"params": ours_p[2:], **group})
     theirs.add_param_group({"params": theirs_p[2:], **group})
     assert len(ours.param_groups) == len(theirs.param_groups) == 2
-    for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
+    for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups, strict=True):
         assert public_keys(g_ours) == public_keys(g_theirs)  # same keys, same order
         assert public_group(g_ours) == public_group(g_theirs)
     assert ours.param_groups[1]["params"] == ours_p[2:]
@@ -175,7 +189,7 @@ def test_zero_grad_like_torch(device, set_to_none):
     ours_p, theirs_p = twins(device)
     rng = np.random.default_rng(1)
     held = []
-    for i, (p, q) in enumerate(zip(ours_p, theirs_p)):
+    for i, (p, q) in enumerate(zip(ours_p, theirs_p, strict=True)):
         if i == 1:
             continue  # one parameter without a gradient stays without one
         g = np.asarray(rng.standard_normal(p.shape))
@@ -184,7 +198,7 @@ def test_zero_grad_like_torch(device, set_to_none):
     ours, theirs = minireg.optim.SGD(ours_p), torch.optim.SGD(theirs_p)
     ours.zero_grad(set_to_none=set_to_none)
     theirs.zero_grad(set_to_none=set_to_none)
-    for p, q in zip(ours_p, theirs_p):
+    for p, q in zip(ours_p, theirs_p, strict=True):
         assert (p.grad is None) == (q.grad is None)
         if q.grad is not None:
             assert_close(p.grad, q.grad, 0, 0, "zeroed grad")
@@ -203,12 +217,12 @@ def test_step_with_closure_returns_its_loss_like_torch(device):
 
     def ours_closure():
         calls.append("ours")
-        for p, g in zip(ours_p, grads):
+        for p, g in zip(ours_p, grads, strict=True):
             p.grad = g.copy()
         return 1.25
 
     def theirs_closure():
-        for q, g in zip(theirs_p, grads):
+        for q, g in zip(theirs_p, grads, strict=True):
             q.grad = to_torch(g, device)
         return torch.tensor(1.25)
 
@@ -216,7 +230,7 @@ def test_step_with_closure_returns_its_loss_like_torch(device):
     assert ours.step(ours_closure) == 1.25 == float(theirs.step(theirs_closure))
     assert calls == ["ours"]
     rtol, atol = tolerance(np.float64, device)
-    for p, q in zip(ours_p, theirs_p):
+    for p, q in zip(ours_p, theirs_p, strict=True):
         assert_close(p.data, q, rtol, atol, "param after closure step")
     assert ours.step() is None
 
@@ -240,13 +254,16 @@ def build_multi_group(lib, params, device):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_state_dict_layout_like_torch(device, dtype):
     ours_p, theirs_p = twins(device, dtype)
-    ours, theirs = build_multi_group("ours", ours_p, device), build_multi_group("theirs", theirs_p, device)
+    ours, theirs = (
+        build_multi_group("ours", ours_p, device),
+        build_multi_group("theirs", theirs_p, device),
+    )
     rng = np.random.default_rng(3)
     for step in range(3):
         # params[3] never gets a gradient; params[2] only from the second step on, so the
         # state's insertion order differs from the id order.
         grads = [np.asarray(rng.standard_normal(p.shape)).astype(dtype) for p in ours_p]
-        for i, (p, q, g) in enumerate(zip(ours_p, theirs_p, grads)):
+        for i, (p, q, g) in enumerate(zip(ours_p, theirs_p, grads, strict=True)):
             give = i != 3 and not (i != 2 and step == 0)
             p.grad = g if give else None
             q.grad = to_torch(g, device) if give else None
@@ -262,18 +279,31 @@ def test_state_dict_layout_like_torch(device, dtype):
             assert_close(sd_ours["state"][pid][key], value, rtol, atol, f"state[{pid}][{key!r}]")
     for g_ours, g_theirs in zip(sd_ours["param_groups"], sd_theirs["param_groups"], strict=True):
         assert public_keys(g_ours) == public_keys(g_theirs)
-        assert {k: g_ours[k] for k in public_keys(g_ours)} == {k: g_theirs[k] for k in public_keys(g_theirs)}
+        assert {k: g_ours[k] for k in public_keys(g_ours)} == {
+            k: g_theirs[k] for k in public_keys(g_theirs)
+        }
         assert list(g_ours)[-1] == "params"
 
 
 def test_load_state_dict_group_count_and_size_errors_like_torch():
     ours_p, theirs_p = twins()
-    ours, theirs = minireg.optim.SGD(ours_p[:2], momentum=0.9), torch.optim.SGD(theirs_p[:2], momentum=0.9)
-    two_groups_ours = minireg.optim.SGD([{"params": ours_p[:1]}, {"params": ours_p[1:2]}], momentum=0.9)
-    two_groups_theirs = torch.optim.SGD([{"params": theirs_p[:1]}, {"params": theirs_p[1:2]}], momentum=0.9)
+    ours, theirs = (
+        minireg.optim.SGD(ours_p[:2], momentum=0.9),
+        torch.optim.SGD(theirs_p[:2], momentum=0.9),
+    )
+    two_groups_ours = minireg.optim.SGD(
+        [{"params": ours_p[:1]}, {"params": ours_p[1:2]}], momentum=0.9
+    )
+    two_groups_theirs = torch.optim.SGD(
+        [{"params": theirs_p[:1]}, {"params": theirs_p[1:2]}], momentum=0.9
+    )
     ours_error = outcome(lambda: ours.load_state_dict(two_groups_ours.state_dict()))
     theirs_error = outcome(lambda: theirs.load_state_dict(two_groups_theirs.state_dict()))
-    assert ours_error == theirs_error == (ValueError, "loaded state dict has a different number of parameter groups")
+    assert (
+        ours_error
+        == theirs_error
+        == (ValueError, "loaded state dict has a different number of parameter groups")
+    )
 
     three_ours, three_theirs = minireg.optim.SGD(ours_p[:3]), torch.optim.SGD(theirs_p[:3])
     ours_error = outcome(lambda: ours.load_state_dict(three_ours.state_dict()))
@@ -281,7 +311,8 @@ def test_load_state_dict_group_count_and_size_errors_like_torch():
     assert ours_error == theirs_error
     assert ours_error == (
         ValueError,
-        "loaded state dict contains a parameter group that doesn't match the size of optimizer's group",
+        "loaded state dict contains a parameter group that doesn't match the size of "
+        "optimizer's group",
     )
 
 
@@ -327,7 +358,7 @@ def test_load_torch_state_dict_casts_state_to_param_dtype_except_step(device):
     ours.load_state_dict(torch_state_dict_as_numpy(saved))
     theirs.load_state_dict(copy.deepcopy(saved))
     rtol, atol = tolerance(np.float32, device)
-    for p, q in zip(ours_p, theirs_p):
+    for p, q in zip(ours_p, theirs_p, strict=True):
         assert list(ours.state[p]) == list(theirs.state[q])
         for key, value in theirs.state[q].items():
             assert_close(ours.state[p][key], value, rtol, atol, key)  # dtype included
@@ -341,16 +372,18 @@ def test_load_torch_state_dict_casts_state_to_param_dtype_except_step(device):
     # and the two continue together
     for _ in range(3):
         grads = [np.asarray(rng.standard_normal(p.shape)).astype(np.float32) for p in ours_p]
-        for p, q, g in zip(ours_p, theirs_p, grads):
+        for p, q, g in zip(ours_p, theirs_p, grads, strict=True):
             p.grad, q.grad = g, to_torch(g, device)
         ours.step()
         theirs.step()
-    for p, q in zip(ours_p, theirs_p):
+    for p, q in zip(ours_p, theirs_p, strict=True):
         assert_close(p.data, q, rtol, atol, "param after resuming")
 
 
 @pytest.mark.parametrize("bad", ["shape", "dtype"])
-@pytest.mark.parametrize("cls", [minireg.optim.SGD, minireg.optim.Adagrad, minireg.optim.Adadelta, minireg.optim.RMSprop])
+@pytest.mark.parametrize(
+    "cls", [minireg.optim.SGD, minireg.optim.Adagrad, minireg.optim.Adadelta, minireg.optim.RMSprop]
+)
 def test_bad_grad_raises_before_any_parameter_moves(cls, bad):
     # torch refuses such a .grad at assignment; minireg checks every gradient in step()
     # before touching anything, so the optimizer is never left half-stepped.
@@ -363,7 +396,7 @@ def test_bad_grad_raises_before_any_parameter_moves(cls, bad):
     params[2].grad = np.zeros((5,), np.float32) if bad == "shape" else np.zeros((4,), np.float64)
     with pytest.raises(RuntimeError):
         opt.step()
-    for p, before in zip(params, snapshot[1]):
+    for p, before in zip(params, snapshot[1], strict=True):
         np.testing.assert_array_equal(p.data, before)
     after = opt.state_dict()["state"]
     assert list(after) == list(snapshot[0]["state"])
@@ -374,7 +407,15 @@ def test_bad_grad_raises_before_any_parameter_moves(cls, bad):
 
 def test_repr_like_torch():
     ours_p, theirs_p = twins()
-    ours = minireg.optim.Adagrad([{"params": ours_p[:2]}, {"params": ours_p[2:], "lr": 0.5}], lr_decay=0.1)
-    theirs = torch.optim.Adagrad([{"params": theirs_p[:2]}, {"params": theirs_p[2:], "lr": 0.5}], lr_decay=0.1)
-    torch_lines = [line for line in repr(theirs).splitlines() if line.split(":")[0].strip() not in TORCH_ONLY_KEYS]
+    ours = minireg.optim.Adagrad(
+        [{"params": ours_p[:2]}, {"params": ours_p[2:], "lr": 0.5}], lr_decay=0.1
+    )
+    theirs = torch.optim.Adagrad(
+        [{"params": theirs_p[:2]}, {"params": theirs_p[2:], "lr": 0.5}], lr_decay=0.1
+    )
+    torch_lines = [
+        line
+        for line in repr(theirs).splitlines()
+        if line.split(":")[0].strip() not in TORCH_ONLY_KEYS
+    ]
     assert repr(ours).splitlines() == torch_lines

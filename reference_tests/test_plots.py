@@ -343,7 +343,7 @@ def test_speed_rounds_alternate_the_order_of_the_sides():
     assert "".join(rounds) == "aabbcc" + "ccbbaa" + "aabbcc" + "ccbbaa"
 
 
-# ---------------------------------------------------------------------------- the dashboard's metric
+# ------------------------------------------------------------------------ the dashboard's metric
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 

@@ -86,7 +86,8 @@ def test_value_and_grad_match_torch_autograd(
     arrays = [with_zeros(rng, s, dtype) for s in shape_list]
     ours = [minireg.Parameter(a.copy()) for a in arrays]
     theirs = [torch.nn.Parameter(to_torch(a, device)) for a in arrays]
-    for p, q, has_grad in zip(ours, theirs, existing):  # backward must add to what is there
+    # backward must add to what is there (existing has 4 flags: one per parameter, and spare)
+    for p, q, has_grad in zip(ours, theirs, existing, strict=False):
         if has_grad:
             g = np.asarray(random_array(rng, p.shape, dtype))
             p.grad, q.grad = g.copy(), to_torch(g, device)
@@ -99,7 +100,7 @@ def test_value_and_grad_match_torch_autograd(
     assert_close(value, expected.detach(), rtol, atol, f"{kind} value")
     assert isinstance(value, np.floating)
     penalty.backward(ours)
-    for index, (p, q) in enumerate(zip(ours, theirs)):
+    for index, (p, q) in enumerate(zip(ours, theirs, strict=True)):
         assert_close(p.grad, q.grad, rtol, atol, f"{kind} grad of param {index}")
 
 

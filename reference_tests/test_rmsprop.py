@@ -54,21 +54,38 @@ def scale_for(kwargs, dtype):
     return MOMENTUM_F32_SCALE if (kwargs.get("momentum", 0) > 0 and dtype == np.float32) else 1.0
 
 
-@given(kwargs=rmsprop_kwargs, shape_list=st.lists(shapes, min_size=1, max_size=3), dtype=dtypes, seed=st.integers(0, 2**31))
+@given(
+    kwargs=rmsprop_kwargs,
+    shape_list=st.lists(shapes, min_size=1, max_size=3),
+    dtype=dtypes,
+    seed=st.integers(0, 2**31),
+)
 def test_rmsprop_trajectory_matches_torch(device, kwargs, shape_list, dtype, seed):
     run_trajectory(
-        minireg.optim.RMSprop, torch.optim.RMSprop, kwargs, shape_list, dtype, device, seed,
-        steps=25, tolerance_scale=scale_for(kwargs, dtype),
+        minireg.optim.RMSprop,
+        torch.optim.RMSprop,
+        kwargs,
+        shape_list,
+        dtype,
+        device,
+        seed,
+        steps=25,
+        tolerance_scale=scale_for(kwargs, dtype),
     )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(lr=0.01), dict(lr=0.01, alpha=0.9, weight_decay=0.01, momentum=0.5, centered=True, maximize=True)],
+    [
+        dict(lr=0.01),
+        dict(lr=0.01, alpha=0.9, weight_decay=0.01, momentum=0.5, centered=True, maximize=True),
+    ],
 )
 def test_rmsprop_resumes_from_torch_state_dict(device, dtype, kwargs):
-    continue_from_torch_state(minireg.optim.RMSprop, torch.optim.RMSprop, kwargs, [(4, 3), (3,)], dtype, device, seed=1)
+    continue_from_torch_state(
+        minireg.optim.RMSprop, torch.optim.RMSprop, kwargs, [(4, 3), (3,)], dtype, device, seed=1
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -79,7 +96,9 @@ def test_rmsprop_grad_avg_lerp_is_exact_at_weight_one(device, dtype):
     # fused multiply-add, which leaves the rounding residue of g^2, negative half the time.)
     rng = np.random.default_rng(3)
     ours_p = [minireg.Parameter(np.zeros(64, dtype))]
-    theirs_p = [torch.nn.Parameter(torch.zeros(64, dtype=getattr(torch, np.dtype(dtype).name)).to(device))]
+    theirs_p = [
+        torch.nn.Parameter(torch.zeros(64, dtype=getattr(torch, np.dtype(dtype).name)).to(device))
+    ]
     ours = minireg.optim.RMSprop(ours_p, lr=1e-3, alpha=0.0, centered=True)
     theirs = torch.optim.RMSprop(theirs_p, lr=1e-3, alpha=0.0, centered=True)
     for _ in range(3):
@@ -96,11 +115,19 @@ def test_rmsprop_state_keys_and_zero_momentum_buffer(device, dtype):
     # momentum_buffer and grad_avg exist only when asked for, and the buffer starts at zeros
     # (unlike SGD's, which starts as the first gradient): after one step it is g/(sqrt(v)+eps).
     rtol, atol = tolerance(dtype, device)
-    for kwargs in (dict(), dict(momentum=0.9), dict(centered=True), dict(momentum=0.9, centered=True)):
+    for kwargs in (
+        dict(),
+        dict(momentum=0.9),
+        dict(centered=True),
+        dict(momentum=0.9, centered=True),
+    ):
         arrays = [np.linspace(-1, 1, 6).astype(dtype).reshape(2, 3)]
         ours_p = [minireg.Parameter(a.copy()) for a in arrays]
         theirs_p = [torch.nn.Parameter(torch.from_numpy(a.copy()).to(device)) for a in arrays]
-        ours, theirs = minireg.optim.RMSprop(ours_p, **kwargs), torch.optim.RMSprop(theirs_p, **kwargs)
+        ours, theirs = (
+            minireg.optim.RMSprop(ours_p, **kwargs),
+            torch.optim.RMSprop(theirs_p, **kwargs),
+        )
         grad = np.linspace(0.5, -2, 6).astype(dtype).reshape(2, 3)
         ours_p[0].grad, theirs_p[0].grad = grad.copy(), torch.from_numpy(grad.copy()).to(device)
         ours.step()
@@ -113,7 +140,9 @@ def test_rmsprop_state_keys_and_zero_momentum_buffer(device, dtype):
             v = 0.01 * grad.astype(np.float64) ** 2
             if "grad_avg" in state:
                 v -= (0.01 * grad.astype(np.float64)) ** 2
-            np.testing.assert_allclose(state["momentum_buffer"], grad / (np.sqrt(v) + 1e-8), rtol=1e-5)
+            np.testing.assert_allclose(
+                state["momentum_buffer"], grad / (np.sqrt(v) + 1e-8), rtol=1e-5
+            )
 
 
 # Each hyperparameter valid or invalid: both libraries must agree on whether construction
@@ -156,7 +185,9 @@ def test_rmsprop_state_dict_round_trip_continues_bit_identically(dtype):
     check_state_dict_round_trip(
         minireg.optim.RMSprop,
         dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=1e-3),
-        dtype, steps_before=4, steps_after=4,
+        dtype,
+        steps_before=4,
+        steps_after=4,
         state_keys=("step", "square_avg", "momentum_buffer", "grad_avg"),
     )
 

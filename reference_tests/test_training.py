@@ -183,7 +183,7 @@ def test_kfold_partitions(data, n, shuffle, seed):
     if shuffle:  # documented: the folds are consecutive slices of generator.permutation(n)
         order = np.random.default_rng(seed).permutation(n)
         stops = np.cumsum(sizes)
-        for (_, val), start, stop in zip(splits, stops - sizes, stops):
+        for (_, val), start, stop in zip(splits, stops - sizes, stops, strict=True):
             np.testing.assert_array_equal(val, np.sort(order[start:stop]))
 
 
@@ -191,7 +191,7 @@ def test_kfold_unshuffled_layout_as_scikit_learn():
     # KFold(3).split(range(10)): folds of 4, 3, 3 consecutive indices.
     splits = list(kfold_indices(10, 3))
     expected_val = [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    for (train, val), want in zip(splits, expected_val):
+    for (train, val), want in zip(splits, expected_val, strict=True):
         np.testing.assert_array_equal(val, want)
         np.testing.assert_array_equal(train, [i for i in range(10) if i not in want])
 
@@ -199,7 +199,7 @@ def test_kfold_unshuffled_layout_as_scikit_learn():
 def test_kfold_shuffle_is_reproducible():
     first = list(kfold_indices(20, 4, shuffle=True, generator=np.random.default_rng(1)))
     second = list(kfold_indices(20, 4, shuffle=True, generator=np.random.default_rng(1)))
-    for (a, b), (c, d) in zip(first, second):
+    for (a, b), (c, d) in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
     minireg.manual_seed(2)
@@ -207,10 +207,11 @@ def test_kfold_shuffle_is_reproducible():
     minireg.manual_seed(2)
     assert all(
         np.array_equal(a, b)
-        for a, b in zip(third, [val for _, val in kfold_indices(20, 4, shuffle=True)])
+        for a, b in zip(third, [val for _, val in kfold_indices(20, 4, shuffle=True)], strict=True)
     )
     assert not all(
-        np.array_equal(a, b) for a, b in zip(third, [val for _, val in kfold_indices(20, 4)])
+        np.array_equal(a, b)
+        for a, b in zip(third, [val for _, val in kfold_indices(20, 4)], strict=True)
     )
 
 

@@ -96,7 +96,10 @@ def make_data(dtype):
 def configure(kind, ours, theirs):
     if kind == "sgd":
         kwargs = dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
-        opts = minireg.optim.SGD(list(ours.parameters()), **kwargs), torch.optim.SGD(theirs.parameters(), **kwargs)
+        opts = (
+            minireg.optim.SGD(list(ours.parameters()), **kwargs),
+            torch.optim.SGD(theirs.parameters(), **kwargs),
+        )
         return opts, None, 0.0, None
     opts = (
         minireg.optim.Adam(list(ours.parameters()), lr=1e-2),
@@ -132,7 +135,9 @@ def test_mlp_trains_identically_to_torch(device, kind, dtype):
         value = loss_ours(logits, y[step])
         value_t = loss_theirs(logits_t, to_torch(y[step], device))
         assert np.asarray(value).dtype == dtype
-        np.testing.assert_allclose(value, value_t.item(), rtol=rtol, atol=atol, err_msg=f"loss at step {step}")
+        np.testing.assert_allclose(
+            value, value_t.item(), rtol=rtol, atol=atol, err_msg=f"loss at step {step}"
+        )
         worst = max(worst, budget_used(value, value_t.item(), rtol, atol))
 
         opt_ours.zero_grad()
@@ -142,7 +147,9 @@ def test_mlp_trains_identically_to_torch(device, kind, dtype):
         if max_norm is not None:
             norm = mnn.utils.clip_grad_norm_(list(ours.parameters()), max_norm)
             norm_t = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
-            np.testing.assert_allclose(norm, norm_t.item(), rtol=rtol, atol=atol, err_msg=f"grad norm at step {step}")
+            np.testing.assert_allclose(
+                norm, norm_t.item(), rtol=rtol, atol=atol, err_msg=f"grad norm at step {step}"
+            )
         opt_ours.step()
         opt_theirs.step()
         if scheds is not None:

@@ -26,10 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.group_norm import by_group
 from minireg.nn._functional.instance_norm import as_batch, repeated
 from minireg.nn._functional.layer_norm import by_sample
-from minireg.nn._functional.dtype_checks import as_tensor
 from minireg.nn._functional.norm_checks import (
     check_batch_norm,
     check_group_norm,
@@ -178,8 +178,14 @@ def instance_norm_with_statistics_(
     n, c = input.shape[:2]
     mean_copies, var_copies = repeated(running_mean, n), repeated(running_var, n)
     y, mu, s = native_batch_norm_(
-        as_batch(input), mean_copies, var_copies, repeated(weight, n), repeated(bias, n),
-        use_input_stats, float(momentum), float(eps),
+        as_batch(input),
+        mean_copies,
+        var_copies,
+        repeated(weight, n),
+        repeated(bias, n),
+        use_input_stats,
+        float(momentum),
+        float(eps),
     )
     if use_input_stats and running_mean is not None and running_var is not None:
         assert mean_copies is not None and var_copies is not None
@@ -204,8 +210,13 @@ def instance_norm_backward_(
     grad_output, input = np.asarray(grad_output), np.asarray(input)
     n, c = input.shape[:2]
     grad_input, grad_weight_copies, grad_bias_copies = batch_norm_backward_(
-        as_batch(grad_output), as_batch(input), repeated(running_mean, n),
-        repeated(running_var, n), repeated(weight, n), use_input_stats, eps,
+        as_batch(grad_output),
+        as_batch(input),
+        repeated(running_mean, n),
+        repeated(running_var, n),
+        repeated(weight, n),
+        use_input_stats,
+        eps,
         save_mean=None if save_mean is None else np.reshape(save_mean, -1),
         save_invstd=None if save_invstd is None else np.reshape(save_invstd, -1),
     )

@@ -71,7 +71,7 @@ def init_group_state(optimizer: Optimizer, group: dict[str, Any]) -> None:
             optimizer.state[p] = optimizer._init_state(p, group)
         return
     states: list[dict[str, Any]] = [{} for _ in params]
-    for p, s in zip(params, states):
+    for p, s in zip(params, states, strict=True):
         optimizer.state[p] = s
     whole = optimizer._init_state(Parameter(data), group)
     _scatter(optimizer, params, states, whole, {})
@@ -159,7 +159,7 @@ def _scatter(
                     s[key] = copy.deepcopy(value)
         elif layout.get(key) is not value:  # made in this step: split it into views
             start, views = 0, []
-            for p, s in zip(params, states):
+            for p, s in zip(params, states, strict=True):
                 s[key] = value[start : start + p.size].reshape(p.shape)
                 views.append(s[key])
                 start += p.size

@@ -79,7 +79,7 @@ def _check_floating(array: np.ndarray, kernel: str) -> None:
     # torch's samplers dispatch on floating dtypes only.
     if not np.issubdtype(array.dtype, np.floating):
         raise NotImplementedError(
-            f'"{kernel}" not implemented for \'{_scalar_type_name(array.dtype)}\''
+            f"\"{kernel}\" not implemented for '{_scalar_type_name(array.dtype)}'"
         )
 
 
@@ -96,7 +96,9 @@ def _check_representable(dtype: np.dtype, *values: float) -> None:
 
 
 # ------------------------------------------------------------------------------ sampling kernels
-def _fill_uniform(array: np.ndarray, low: float, high: float, generator: np.random.Generator) -> None:
+def _fill_uniform(
+    array: np.ndarray, low: float, high: float, generator: np.random.Generator
+) -> None:
     r"""Fill ``array`` with :math:`x = a + (b - a)\,u`, :math:`u \sim \mathcal{U}[0, 1)`.
 
     Bounds are validated as torch's ``uniform_`` does, then rounded to the array's dtype
@@ -116,7 +118,8 @@ def _fill_uniform(array: np.ndarray, low: float, high: float, generator: np.rand
         )
     if not high - low <= highest:
         raise RuntimeError(
-            f"uniform_ expects to-from <= std::numeric_limits<{_scalar_type_name(array.dtype)}>::max(), "
+            "uniform_ expects to-from <= "
+            f"std::numeric_limits<{_scalar_type_name(array.dtype)}>::max(), "
             f"but found to={high:g} and from={low:g} which result in to-from to exceed the limit"
         )
     if array.size == 0:
@@ -128,7 +131,9 @@ def _fill_uniform(array: np.ndarray, low: float, high: float, generator: np.rand
     array += a
 
 
-def _fill_normal(array: np.ndarray, mean: float, std: float, generator: np.random.Generator) -> None:
+def _fill_normal(
+    array: np.ndarray, mean: float, std: float, generator: np.random.Generator
+) -> None:
     r"""Fill ``array`` with :math:`x = \mu + \sigma z`, :math:`z \sim \mathcal{N}(0, 1)`."""
     if not std >= 0.0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
@@ -155,7 +160,10 @@ def _trunc_normal_by_redrawing(
     :math:`[a, b]`, with :math:`\alpha = (a-\mu)/\sigma`, :math:`\beta = (b-\mu)/\sigma`.
     Efficient when the window holds much of the mass (torch uses it above 30 %).
     """
-    lo, hi = array.dtype.type(a), array.dtype.type(b)  # torch compares with the bounds in the array's dtype
+    lo, hi = (
+        array.dtype.type(a),
+        array.dtype.type(b),
+    )  # torch compares with the bounds in the array's dtype
     values = np.empty(array.size, dtype=array.dtype)
     _fill_normal(values, mean, std, generator)
     outside = (values < lo) | (values > hi)  # so a NaN (NaN mean) counts as inside, as in torch
@@ -399,7 +407,9 @@ def dirac_(tensor: T, groups: int = 1) -> T:
     return tensor
 
 
-def xavier_uniform_(tensor: T, gain: float = 1.0, generator: np.random.Generator | None = None) -> T:
+def xavier_uniform_(
+    tensor: T, gain: float = 1.0, generator: np.random.Generator | None = None
+) -> T:
     r"""Glorot & Bengio (2010): :math:`\mathcal{U}[-a, a)` with
 
     .. math::
@@ -426,7 +436,9 @@ def _kaiming_std(tensor: ArrayLike, a: float, mode: str, nonlinearity: str) -> f
     r""":math:`\sigma = \text{gain} / \sqrt{n}` with :math:`n` the fan of ``mode`` (He et al.,
     2015: keeps the variance of a (leaky) ReLU layer's outputs, or gradients, constant)."""
     fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)  # a = 0 is a slope of 0, so gain sqrt(2), not the 0.01 default
+    gain = calculate_gain(
+        nonlinearity, a
+    )  # a = 0 is a slope of 0, so gain sqrt(2), not the 0.01 default
     return gain / math.sqrt(fan)
 
 
@@ -455,7 +467,8 @@ def kaiming_normal_(
     nonlinearity: str = "leaky_relu",
     generator: np.random.Generator | None = None,
 ) -> T:
-    r"""He et al. (2015): :math:`\mathcal{N}(0, \sigma^2)`, :math:`\sigma = \text{gain}/\sqrt{\text{fan}}`."""
+    r"""He et al. (2015): :math:`\mathcal{N}(0, \sigma^2)`,
+    :math:`\sigma = \text{gain}/\sqrt{\text{fan}}`."""
     if 0 in np.shape(_array(tensor)):
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor

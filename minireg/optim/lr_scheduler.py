@@ -203,7 +203,7 @@ def _callables_state(functions: list[Callable[..., float]]) -> list[dict[str, An
 def _load_callables_state(
     functions: list[Callable[..., float]], states: list[dict[str, Any] | None]
 ) -> None:
-    for fn, state in zip(functions, states):
+    for fn, state in zip(functions, states, strict=True):
         if state is not None:
             fn.__dict__.update(state)
 
@@ -242,9 +242,11 @@ class LRScheduler:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming scheduler with last_epoch >= 0.\n"
+                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
+                        "scheduler with last_epoch >= 0.\n"
                         "This typically happens when:\n"
-                        "1. You're trying to resume training from a checkpoint but haven't properly loaded the optimizer state\n"
+                        "1. You're trying to resume training from a checkpoint but haven't "
+                        "properly loaded the optimizer state\n"
                         "2. You're using last_epoch >= 0 for a fresh training run (not recommended)"
                     )
         self.base_lrs: list[Any] = _group_values(optimizer, "initial_lr")
@@ -286,7 +288,8 @@ class LRScheduler:
         if self._step_count == 1:  # the user's first step: check it came after optimizer.step()
             if not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
                 warnings.warn(
-                    "Seems like `optimizer.step()` has been overridden after learning rate scheduler "
+                    "Seems like `optimizer.step()` has been overridden after learning rate "
+                    "scheduler "
                     "initialization. Please, make sure to call `optimizer.step()` before "
                     f"`lr_scheduler.step()`. {_STEP_ORDER_HELP}",
                     UserWarning,
@@ -297,7 +300,8 @@ class LRScheduler:
                     "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
                     "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
                     "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
-                    "will result in PyTorch skipping the first value of the learning rate schedule. "
+                    "will result in PyTorch skipping the first value of the learning rate "
+                    "schedule. "
                     f"{_STEP_ORDER_HELP}",
                     UserWarning,
                     stacklevel=2,
@@ -344,7 +348,8 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        """As the base, with ``lr_lambdas`` as a list of callable objects' ``__dict__`` (or None)."""
+        """As the base, with ``lr_lambdas`` as a list of callable objects' ``__dict__``
+        (or None)."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = _callables_state(self.lr_lambdas)
         return state
@@ -523,7 +528,8 @@ class LinearLR(LRScheduler):
     ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(
-                "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
+                "Starting multiplicative factor expected to be greater than 0 and less or "
+                "equal to 1."
             )
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
@@ -552,7 +558,9 @@ class LinearLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     r"""Multiply the lr by ``gamma`` every epoch (chainable).
 
-    .. math:: \eta_e = \gamma\,\eta_{e-1}, \qquad \text{closed form } \eta_e = \eta_{\text{base}}\,\gamma^e
+    .. math::
+        \eta_e = \gamma\,\eta_{e-1}, \qquad
+        \text{closed form } \eta_e = \eta_{\text{base}}\,\gamma^e
     """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
@@ -903,7 +911,8 @@ class CyclicLR(LRScheduler):
 
 
 def _annealing_cos(start: float, end: float, pct: float) -> float:
-    r"""Cosine from ``start`` (pct=0) to ``end`` (pct=1): :math:`e + \tfrac{s-e}{2}(1 + \cos \pi p)`."""
+    r"""Cosine from ``start`` (pct=0) to ``end`` (pct=1):
+    :math:`e + \tfrac{s-e}{2}(1 + \cos \pi p)`."""
     cos_out = math.cos(math.pi * pct) + 1
     return end + (start - end) / 2.0 * cos_out
 
@@ -970,19 +979,21 @@ class OneCycleLR(LRScheduler):
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
 
         # Each phase anneals between two group keys up to its end step (a float, as in torch):
-        #          end_step                  lr from -> to               momentum from -> to
+        #      end_step   lr from -> to               momentum from -> to
         T = self.total_steps
+        up_end = float(pct_start * T) - 1
         # fmt: off
         if three_phase:
+            down_end = float(2 * pct_start * T) - 2
             self._schedule_phases = [
-                _phase(float(pct_start * T) - 1,     "initial_lr", "max_lr",     "max_momentum", "base_momentum"),
-                _phase(float(2 * pct_start * T) - 2, "max_lr",     "initial_lr", "base_momentum", "max_momentum"),
-                _phase(T - 1,                        "initial_lr", "min_lr",     "max_momentum", "max_momentum"),
+                _phase(up_end,   "initial_lr", "max_lr",     "max_momentum",  "base_momentum"),
+                _phase(down_end, "max_lr",     "initial_lr", "base_momentum", "max_momentum"),
+                _phase(T - 1,    "initial_lr", "min_lr",     "max_momentum",  "max_momentum"),
             ]
         else:
             self._schedule_phases = [
-                _phase(float(pct_start * T) - 1,     "initial_lr", "max_lr",     "max_momentum", "base_momentum"),
-                _phase(T - 1,                        "max_lr",     "min_lr",     "base_momentum", "max_momentum"),
+                _phase(up_end,   "initial_lr", "max_lr",     "max_momentum",  "base_momentum"),
+                _phase(T - 1,    "max_lr",     "min_lr",     "base_momentum", "max_momentum"),
             ]
         # fmt: on
 
@@ -996,7 +1007,7 @@ class OneCycleLR(LRScheduler):
 
         max_lrs = _one_per_group("max_lr", self.optimizer, max_lr)
         if last_epoch == -1:
-            for group, group_max_lr in zip(self.optimizer.param_groups, max_lrs):
+            for group, group_max_lr in zip(self.optimizer.param_groups, max_lrs, strict=True):
                 group["initial_lr"] = group_max_lr / div_factor
                 group["max_lr"] = group_max_lr
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -1030,7 +1041,8 @@ class OneCycleLR(LRScheduler):
         step_num = self.last_epoch
         if step_num > self.total_steps:
             raise ValueError(
-                f"Tried to step {step_num} times. The specified number of total steps is {self.total_steps}"
+                f"Tried to step {step_num} times. The specified number of total steps is "
+                f"{self.total_steps}"
             )
 
         lrs = []
@@ -1081,7 +1093,8 @@ def _check_schedulers(owner: str, optimizer: Optimizer, schedulers: Sequence[Any
         if optimizer != scheduler.optimizer:
             raise ValueError(
                 f"{owner} expects all schedulers to belong to the same optimizer, but "
-                f"got scheduler {scheduler.__class__.__name__} at index {index} has {scheduler.optimizer}, "
+                f"got scheduler {scheduler.__class__.__name__} at index {index} has "
+                f"{scheduler.optimizer}, "
                 f"which is different from {optimizer.__class__.__name__}."
             )
 
@@ -1096,7 +1109,7 @@ def _load_state_dict_with_children(scheduler: Any, state_dict: dict[str, Any]) -
     state = dict(state_dict)
     children = state.pop("_schedulers")
     scheduler.__dict__.update(state)
-    for child, child_state in zip(scheduler._schedulers, children):
+    for child, child_state in zip(scheduler._schedulers, children, strict=True):
         child.load_state_dict(child_state)
 
 
@@ -1125,7 +1138,8 @@ class SequentialLR(LRScheduler):
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 "Sequential Schedulers expects number of schedulers provided to be one more "
-                f"than the number of milestone points, but got number of schedulers {len(schedulers)} and the "
+                "than the number of milestone points, but got number of schedulers "
+                f"{len(schedulers)} and the "
                 f"number of milestones to be equal to {len(milestones)}"
             )
         self._schedulers = schedulers
@@ -1177,7 +1191,8 @@ class ChainedScheduler(LRScheduler):
     ) -> None:
         if len(schedulers) < 1:
             raise ValueError(
-                f"{self.__class__.__name__} expects at least one scheduler to be chained, but got no scheduler."
+                f"{self.__class__.__name__} expects at least one scheduler to be chained, "
+                "but got no scheduler."
             )
         optimizer = optimizer or schedulers[0].optimizer
         _check_schedulers(self.__class__.__name__, optimizer, schedulers)
@@ -1292,7 +1307,8 @@ class ReduceLROnPlateau(LRScheduler):
         self._last_lr = _group_values(self.optimizer, "lr")
 
     def _reduce_lr(self, epoch: int) -> None:
-        """``lr <- max(lr * factor, min_lr)`` in every group where that moves it by more than eps."""
+        """``lr <- max(lr * factor, min_lr)`` in every group where that moves it by more
+        than eps."""
         if len(self.optimizer.param_groups) != len(self.min_lrs):
             if self.default_min_lr is None:
                 raise RuntimeError(

@@ -80,15 +80,18 @@ def _check_linear(input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
     addmm (with a bias) and matmul (without)."""
     if input.ndim == 0:
         raise RuntimeError(
-            f"both arguments to linear need to be at least 1D, but they are {input.ndim}D and {weight.ndim}D"
+            "both arguments to linear need to be at least 1D, but they are "
+            f"{input.ndim}D and {weight.ndim}D"
         )
     if bias is not None and bias.dtype != weight.dtype:
         raise RuntimeError(
-            f"self and mat2 must have the same dtype, but got {_dtype_name(bias.dtype)} and {_dtype_name(weight.dtype)}"
+            "self and mat2 must have the same dtype, but got "
+            f"{_dtype_name(bias.dtype)} and {_dtype_name(weight.dtype)}"
         )
     if bias is not None and input.dtype != weight.dtype:
         raise RuntimeError(
-            f"mat1 and mat2 must have the same dtype, but got {_dtype_name(input.dtype)} and {_dtype_name(weight.dtype)}"
+            "mat1 and mat2 must have the same dtype, but got "
+            f"{_dtype_name(input.dtype)} and {_dtype_name(weight.dtype)}"
         )
     if input.shape[-1] != weight.shape[-1]:
         rows = math.prod(input.shape[:-1])  # torch folds the leading dimensions into one
@@ -179,7 +182,9 @@ def leaky_relu(input: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
         return np.where(input > 0, input, input * float(negative_slope))
 
 
-def leaky_relu_backward(grad_output: np.ndarray, input: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+def leaky_relu_backward(
+    grad_output: np.ndarray, input: np.ndarray, negative_slope: float = 0.01
+) -> np.ndarray:
     r""":math:`\bar x = \bar y` if :math:`x > 0`, else :math:`a\,\bar y`."""
     grad_output = np.asarray(grad_output)
     return np.where(input > 0, grad_output, grad_output * float(negative_slope))
@@ -188,7 +193,9 @@ def leaky_relu_backward(grad_output: np.ndarray, input: np.ndarray, negative_slo
 def sigmoid(input: np.ndarray) -> np.ndarray:
     r"""Logistic sigmoid, :math:`\sigma(x) = 1 / (1 + e^{-x})`."""
     input = _real_floating(as_tensor(input, "sigmoid"), "sigmoid")
-    with np.errstate(over="ignore"):  # e^{-x} = inf for very negative x gives 1/inf = 0, as in torch
+    with np.errstate(
+        over="ignore"
+    ):  # e^{-x} = inf for very negative x gives 1/inf = 0, as in torch
         return np.asarray(1 / (1 + np.exp(-input)))
 
 
@@ -242,7 +249,8 @@ def _check_log_softmax_dtype(input: np.ndarray, dim: int) -> None:
 
 
 def log_softmax_backward(grad_output: np.ndarray, output: np.ndarray, dim: int) -> np.ndarray:
-    r""":math:`\bar x = \bar y - \mathrm{softmax}(x)\,\sum_j \bar y_j`, using :math:`\mathrm{softmax} = e^{y}`."""
+    r""":math:`\bar x = \bar y - \mathrm{softmax}(x)\,\sum_j \bar y_j`,
+    using :math:`\mathrm{softmax} = e^{y}`."""
     return grad_output - np.exp(output) * np.sum(grad_output, axis=dim, keepdims=True)
 
 
@@ -334,7 +342,8 @@ def _check_broadcast(input: np.ndarray, target: np.ndarray) -> None:
     if target.shape == input.shape:
         return
     warnings.warn(
-        f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
+        f"Using a target size ({target.shape}) that is different to the input size "
+        f"({input.shape}). "
         "This will likely lead to incorrect results due to broadcasting. "
         "Please ensure they have the same size.",
         stacklevel=3,
@@ -345,13 +354,15 @@ def _check_broadcast(input: np.ndarray, target: np.ndarray) -> None:
     for i in reversed(range(ndim)):  # torch reports the last clash
         if a[i] != b[i] and a[i] != 1 and b[i] != 1:
             raise RuntimeError(
-                f"The size of tensor a ({a[i]}) must match the size of tensor b ({b[i]}) at non-singleton dimension {i}"
+                f"The size of tensor a ({a[i]}) must match the size of tensor b ({b[i]}) "
+                f"at non-singleton dimension {i}"
             )
 
 
 # ============================================================================ regression losses
 def mse_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -> np.ndarray:
-    r"""Squared error, :math:`\ell_i = (x_i - y_i)^2`, then reduced (mean over every element by default).
+    r"""Squared error, :math:`\ell_i = (x_i - y_i)^2`, then reduced (mean over every element
+    by default).
 
     A target of another shape is broadcast against the input, with torch's warning.
     """
@@ -360,17 +371,20 @@ def mse_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") 
     _check_reduction(reduction)
     dtype = _promoted(input, target)
     if not is_floating(dtype):  # torch's kernel is defined for floating dtypes only
-        raise NotImplementedError(f'"mse_cpu" not implemented for \'{torch_dtype_name(dtype)}\'')
+        raise NotImplementedError(f"\"mse_cpu\" not implemented for '{torch_dtype_name(dtype)}'")
     return _reduce(np.square(_difference(input, target)), reduction)
 
 
 def mse_loss_backward(
     grad_output: np.ndarray, input: np.ndarray, target: np.ndarray, *, reduction: str = "mean"
 ) -> np.ndarray:
-    r""":math:`\bar x_i = \frac{2}{N}\,(x_i - y_i)\,\bar\ell` for the mean (:math:`2` instead of :math:`2/N` otherwise)."""
+    r""":math:`\bar x_i = \frac{2}{N}\,(x_i - y_i)\,\bar\ell` for the mean
+    (:math:`2` instead of :math:`2/N` otherwise)."""
     input, target = np.asarray(input), np.asarray(target)
     diff = _difference(input, target)
-    norm = 2.0 / diff.size if reduction == "mean" and diff.size else 2.0  # torch: ((x - y) * norm) * grad
+    norm = (
+        2.0 / diff.size if reduction == "mean" and diff.size else 2.0
+    )  # torch: ((x - y) * norm) * grad
     grad = diff * norm * grad_output
     return _as_input_dtype(_sum_to_shape(grad, input.shape), input)
 
@@ -397,7 +411,8 @@ def l1_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -
 def l1_loss_backward(
     grad_output: np.ndarray, input: np.ndarray, target: np.ndarray, *, reduction: str = "mean"
 ) -> np.ndarray:
-    r""":math:`\bar x_i = \operatorname{sign}(x_i - y_i)\,\bar\ell / N` for the mean (no :math:`1/N` otherwise).
+    r""":math:`\bar x_i = \operatorname{sign}(x_i - y_i)\,\bar\ell / N` for the mean
+    (no :math:`1/N` otherwise).
 
     The subgradient at :math:`x_i = y_i` is 0, as torch's ``sign``.
     """
@@ -413,10 +428,13 @@ def _check_cross_entropy(input: np.ndarray, target: np.ndarray, label_smoothing:
     if target.shape == input.shape:  # torch: same shape means probabilities
         if not np.issubdtype(target.dtype, np.floating):
             raise RuntimeError(
-                f"Expected floating point type for target with class probabilities, got {_dtype_name(target.dtype)}"
+                "Expected floating point type for target with class probabilities, got "
+                f"{_dtype_name(target.dtype)}"
             )
         if label_smoothing > 0.0 and label_smoothing > 1.0:
-            raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+            raise RuntimeError(
+                f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}"
+            )
         if input.ndim == 0:
             raise IndexError("Dimension specified as 1 but tensor has no dimensions")
         _check_log_softmax_dtype(input, 0 if input.ndim == 1 else 1)
@@ -430,12 +448,15 @@ def _check_cross_entropy(input: np.ndarray, target: np.ndarray, label_smoothing:
         if target.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         if target.ndim == 1 and target.size != 1:
-            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target.size}")
+            raise ValueError(
+                f"For 1D input, 1D target must have size 1, but got target size: {target.size}"
+            )
     else:
         target_batch = target.shape[0] if target.ndim else 0  # torch reports 0 for a 0-d target
         if input.shape[0] != target_batch:
             raise ValueError(
-                f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target_batch})."
+                f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                f"({target_batch})."
             )
         if input.ndim == 2 and target.ndim != 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
@@ -443,9 +464,13 @@ def _check_cross_entropy(input: np.ndarray, target: np.ndarray, label_smoothing:
         if input.ndim > 2 and target.shape != expected:
             raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
     if input.ndim > 2 and target.dtype == np.uint8:
-        raise RuntimeError("expected scalar type Long but found Byte")  # torch's spatial kernel wants int64
+        raise RuntimeError(
+            "expected scalar type Long but found Byte"
+        )  # torch's spatial kernel wants int64
     if target.dtype not in (np.int64, np.uint8):
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_dtype_name(target.dtype)}")
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {_dtype_name(target.dtype)}"
+        )
     return False
 
 
@@ -579,7 +604,10 @@ def cross_entropy_backward(
     nll_grad = np.where(keep, nll_grad, 0)
     grad_logp = np.zeros_like(logp)
     np.put_along_axis(
-        grad_logp, np.expand_dims(np.where(keep, target, 0), class_dim), np.expand_dims(-nll_grad, class_dim), axis=class_dim
+        grad_logp,
+        np.expand_dims(np.where(keep, target, 0), class_dim),
+        np.expand_dims(-nll_grad, class_dim),
+        axis=class_dim,
     )
     if smoothing:
         smooth_grad = grad_output * (label_smoothing / n_classes)
@@ -593,14 +621,17 @@ def cross_entropy_backward(
 # ============================================================================ binary cross-entropy
 def _check_binary_target(input: np.ndarray, target: np.ndarray) -> None:
     if target.shape != input.shape:
-        raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+        raise ValueError(
+            f"Target size ({target.shape}) must be the same as input size ({input.shape})"
+        )
     check_real(input, target, name="binary_cross_entropy_with_logits")
     check_floating(input, "log_sigmoid_cpu")
     if target.dtype == np.bool_:  # torch computes 1 - target first
         _check_subtraction(np.ones((), np.int64), target)
     if not np.issubdtype(target.dtype, np.floating):
         raise RuntimeError(  # torch computes the loss in place in the target's dtype
-            f"result type {_dtype_name(input.dtype)} can't be cast to the desired output type {_dtype_name(target.dtype)}"
+            f"result type {_dtype_name(input.dtype)} can't be cast to the desired output type "
+            f"{_dtype_name(target.dtype)}"
         )
 
 

@@ -85,7 +85,7 @@ def check_layer_norm(
                 f"shape {list(value.shape)} and normalized_shape = {shown}"
             )
     k = len(normalized_shape)
-    if input.ndim < k or input.shape[input.ndim - k:] != normalized_shape:
+    if input.ndim < k or input.shape[input.ndim - k :] != normalized_shape:
         expected = "[*" + "".join(f", {size}" for size in normalized_shape) + "]"
         raise RuntimeError(
             f"Given normalized_shape={shown}, expected input with shape {expected}, but got "
@@ -162,9 +162,7 @@ def _check_per_channel(
                 f"{name} should contain {channels * copies} elements not {value.size * copies}"
             )
     if (running_mean is None) != (running_var is None):
-        raise ValueError(
-            "running_mean and running_var must either both be None or neither be None"
-        )
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
 
 
 def _check_parameter_dtypes(input: np.ndarray, *parameters: np.ndarray | None) -> None:

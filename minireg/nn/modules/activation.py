@@ -25,7 +25,8 @@ class _Activation(Module):
 
 
 class ReLU(_Activation):
-    r""":math:`\max(x, 0)` (Nair & Hinton, 2010); backward passes the gradient where :math:`y > 0`."""
+    r""":math:`\max(x, 0)` (Nair & Hinton, 2010); backward passes the gradient where
+    :math:`y > 0`."""
 
     def forward(self, input: np.ndarray) -> np.ndarray:
         output = F.relu(input)
@@ -38,7 +39,8 @@ class ReLU(_Activation):
 
 
 class LeakyReLU(_Activation):
-    r""":math:`x` for :math:`x > 0`, else ``negative_slope`` :math:`\cdot\,x` (Maas et al., 2013)."""
+    r""":math:`x` for :math:`x > 0`, else ``negative_slope`` :math:`\cdot\,x`
+    (Maas et al., 2013)."""
 
     def __init__(self, negative_slope: float = 1e-2) -> None:
         super().__init__()

@@ -103,7 +103,10 @@ def _wrap_dim(dim: int, ndim: int) -> int:
     """``dim`` as a non-negative index, with torch's error (a 0-d array counts as 1-d here)."""
     size = max(ndim, 1)
     if not -size <= dim < size:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-size}, {size - 1}], but got {dim})")
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{-size}, {size - 1}], "
+            f"but got {dim})"
+        )
     return dim % size
 
 
@@ -130,7 +133,9 @@ class Flatten(Module):
         if input.ndim == 0:
             output = input.reshape(1)  # torch: a 0-d tensor flattens to one element
         else:
-            output = input.reshape(shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
+            output = input.reshape(
+                shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
+            )
         self._record_forward(input, output, shape)
         return output
 

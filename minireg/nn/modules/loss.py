@@ -84,17 +84,24 @@ class L1Loss(_Loss):
 
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits against class indices (or probabilities), with
-    torch's ``ignore_index`` and label smoothing; see :func:`minireg.nn.functional.cross_entropy`."""
+    torch's ``ignore_index`` and label smoothing; see
+    :func:`minireg.nn.functional.cross_entropy`."""
 
     _function = "cross_entropy_loss"
 
-    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0
+    ) -> None:
         super().__init__(reduction=reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
     def _options(self) -> dict[str, Any]:
-        return dict(ignore_index=self.ignore_index, reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return dict(
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
     def _loss(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return F.cross_entropy(input, target, **self._options())
@@ -112,4 +119,6 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
 
     def _grad(self, grad_output: np.ndarray, input: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return F.binary_cross_entropy_with_logits_backward(grad_output, input, target, reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits_backward(
+            grad_output, input, target, reduction=self.reduction
+        )
