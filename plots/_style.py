@@ -174,11 +174,11 @@ def caption(fig: Any, text: str, y: float = 0.005) -> None:
     fig.text(0.5, y, text, ha="center", va="bottom", fontsize=8, style="italic", wrap=True)
 
 
-def torch_note(torch: ModuleType | None) -> str:
-    """The caption's comparison clause."""
+def torch_note(torch: ModuleType | None, ours: str = "solid", theirs: str = "dashed") -> str:
+    """The caption's comparison clause: how minireg's and torch's marks look."""
     if torch is None:
         return "torch not installed: minireg only"
-    return f"minireg solid, torch {torch.__version__.split('+')[0]} dashed"
+    return f"minireg {ours}, torch {torch.__version__.split('+')[0]} {theirs}"
 
 
 def save(fig: Any, out_dir: Path, name: str) -> Path:

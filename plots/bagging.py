@@ -39,6 +39,7 @@ from plots._style import (
     plt,
     require,
     timed,
+    torch_note,
 )
 
 __all__ = ["draw", "ensemble", "out_of_bag_error"]
@@ -314,11 +315,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             "OOB accuracy": float(oob_acc[-1]),
         }
         gap = gap_clause(result, "worst |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

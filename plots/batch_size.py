@@ -40,6 +40,7 @@ from plots._style import (
     optional_torch,
     plt,
     timed,
+    torch_note,
 )
 
 __all__ = ["BATCH_SIZES", "direction", "draw", "loss_along", "train"]
@@ -202,11 +203,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         sharpest = max(rises, key=rises.__getitem__)
         steps_ratio = BATCH_SIZES[-1] // BATCH_SIZES[0]
         gap = gap_clause(result, "worst |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

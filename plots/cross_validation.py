@@ -34,6 +34,7 @@ from plots._style import (
     plt,
     require,
     timed,
+    torch_note,
 )
 
 __all__ = ["LAMBDAS", "draw", "fit"]
@@ -204,11 +205,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             "best on test": lambdas[best],
         }
         gap = gap_clause(result, "worst |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

@@ -39,6 +39,7 @@ from plots._style import (
     plt,
     require,
     timed,
+    torch_note,
 )
 
 __all__ = ["METHODS", "calibration", "draw", "train"]
@@ -180,11 +181,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         nll_ax.set_ylabel("NLL")
         nll_ax.legend(loc="upper left", fontsize=7.5, title="final NLL", title_fontsize=7.5)
         gap = gap_clause(result, "worst |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

@@ -40,6 +40,7 @@ from plots._style import (
     plt,
     require,
     timed,
+    torch_note,
 )
 
 __all__ = ["METHODS", "draw", "rotate", "train"]
@@ -209,11 +210,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
             labels.append("torch twins (same weights and perturbed batches)")
         robust_ax.legend(handles, labels, loc="lower left", fontsize=7)
         gap = gap_clause(result, "worst |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

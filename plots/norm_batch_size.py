@@ -42,6 +42,7 @@ from plots._style import (
     optional_torch,
     plt,
     timed,
+    torch_note,
 )
 
 __all__ = ["BATCH_SIZES", "NORMS", "draw", "train"]
@@ -194,11 +195,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         mode_ax.legend(loc="upper right", fontsize=7.5)
         curve_ax.legend(loc="lower left", fontsize=7.5)
         gap = gap_clause(result, "worst one-step |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines, torch {torch.__version__.split('+')[0]} x marks"
-        )
+        clause = torch_note(torch, "lines", "x marks")
         finish(
             fig,
             result,

@@ -45,6 +45,7 @@ from plots._style import (
     plt,
     require,
     timed,
+    torch_note,
 )
 
 __all__ = ["INITS", "draw", "train"]
@@ -211,12 +212,7 @@ def draw(out_dir: Path, quick: bool = False) -> FigureResult:
         loss_ax.legend(loc="lower left", fontsize=7)
         norm_ax.legend(loc="lower left", fontsize=7)
         gap = gap_clause(result, "worst one-step |minireg − torch|")
-        clause = (
-            "torch not installed: minireg only"
-            if torch is None
-            else f"minireg lines and filled regions, torch {torch.__version__.split('+')[0]} "
-            "x marks and dashed boundaries"
-        )
+        clause = torch_note(torch, "lines and filled regions", "x marks and dashed boundaries")
         finish(
             fig,
             result,

@@ -369,12 +369,6 @@ def draw_rastrigin(out_dir: Path, quick: bool = False) -> FigureResult:
     return _draw_grid("rastrigin", out_dir, quick)
 
 
-def _overlay_note(torch: Any) -> str:
-    if torch is None:
-        return "torch not installed: minireg only"
-    return f"minireg = lines, torch {torch.__version__.split('+')[0]} = x marks"
-
-
 def draw_overlay(out_dir: Path, quick: bool = False) -> FigureResult:
     """All optimizers over each other, one panel per surface."""
     result = FigureResult("trajectories_overlay", tolerance=TOLERANCE)
@@ -423,7 +417,7 @@ def draw_overlay(out_dir: Path, quick: bool = False) -> FigureResult:
             "All optimizers on three surfaces (float64); worst |minireg − torch| over all paths: "
             f"{worst}",
             "Technique: first-order optimizers compared on ill-conditioned, curved-valley and "
-            f"multimodal surfaces; {_overlay_note(torch)}; "
+            f"multimodal surfaces; {torch_note(torch, 'lines', 'x marks')}; "
             "learning rates in plots/trajectories.py.",
         )
     return result
