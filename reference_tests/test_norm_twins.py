@@ -84,6 +84,29 @@ def assert_same_outcome(textbook: Outcome, twin: Outcome) -> None:
         assert same_bytes(ours, theirs), f"result [{i}]: {ours!r} vs {theirs!r}"
 
 
+# Batch and instance norm: (forward, its twin, backward, its twin, momenta, eps values),
+# both called as (x, running_mean, running_var, weight, bias, batch_statistics, momentum, eps).
+WITH_STATISTICS = {
+    "batch_norm": (
+        F.batch_norm_with_statistics,
+        norm_twins.batch_norm_with_statistics_,
+        F.batch_norm_backward,
+        norm_twins.batch_norm_backward_,
+        [0.1, 0.0, 1.0, 1 / 3],
+        [1e-5, 1e-3, 0.0, -1.0],
+    ),
+    "instance_norm": (
+        F.instance_norm_with_statistics,
+        norm_twins.instance_norm_with_statistics_,
+        F.instance_norm_backward,
+        norm_twins.instance_norm_backward_,
+        [0.1, 0.0, 1.0],
+        [1e-5, 0.0, -1.0],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WITH_STATISTICS))
 @given(
     data=st.data(),
     shape=shape_classes,
@@ -91,17 +114,18 @@ def assert_same_outcome(textbook: Outcome, twin: Outcome) -> None:
     special=st.booleans(),
     seed=st.integers(0, 2**31),
 )
-def test_batch_norm_twins(data, shape, dtype, special, seed):
+def test_batch_and_instance_norm_twins(name, data, shape, dtype, special, seed):
+    forward_, forward_twin, backward_, backward_twin, momenta, eps_values = WITH_STATISTICS[name]
     rng = np.random.default_rng(seed)
     param_dtype = data.draw(st.sampled_from([dtype, dtype, np.float64]), label="param dtype")
     c = shape[1] if len(shape) > 1 else 3
-    training = data.draw(st.booleans(), label="training")
+    batch_statistics = data.draw(st.booleans(), label="training / use_input_stats")
     running = data.draw(st.booleans(), label="running statistics")
     with_weight, with_bias = data.draw(st.booleans(), "weight"), data.draw(st.booleans(), "bias")
     weight = values(rng, (c,), param_dtype, special) if with_weight else None
     bias = values(rng, (c,), param_dtype, special) if with_bias else None
-    momentum = data.draw(st.sampled_from([0.1, 0.0, 1.0, 1 / 3]), label="momentum")
-    eps = data.draw(st.sampled_from([1e-5, 1e-3, 0.0, -1.0]), label="eps")
+    momentum = data.draw(st.sampled_from(momenta), label="momentum")
+    eps = data.draw(st.sampled_from(eps_values), label="eps")
     x, dy = values(rng, shape, dtype, special), values(rng, shape, dtype, special)
     mean = values(rng, (c,), param_dtype, special)
     var = np.abs(values(rng, (c,), param_dtype, special))
@@ -109,10 +133,10 @@ def test_batch_norm_twins(data, shape, dtype, special, seed):
 
     def forward(kernel: Any, side: str) -> Any:
         buffers[side] = [mean.copy(), var.copy()] if running else [None, None]  # type: ignore[list-item]
-        return kernel(x, *buffers[side], weight, bias, training, momentum, eps)
+        return kernel(x, *buffers[side], weight, bias, batch_statistics, momentum, eps)
 
-    textbook = outcome(lambda: forward(F.batch_norm_with_statistics, "textbook"))
-    twin = outcome(lambda: forward(norm_twins.batch_norm_with_statistics_, "twin"))
+    textbook = outcome(lambda: forward(forward_, "textbook"))
+    twin = outcome(lambda: forward(forward_twin, "twin"))
     assert_same_outcome(textbook, twin)
     for ours, theirs in zip(buffers["twin"], buffers["textbook"], strict=True):
         assert (ours is None and theirs is None) or same_bytes(ours, theirs), "running statistics"
@@ -120,53 +144,10 @@ def test_batch_norm_twins(data, shape, dtype, special, seed):
         return
     _, save_mean, save_invstd = textbook[1]
     for saved in ({}, {"save_mean": save_mean, "save_invstd": save_invstd}):
-        arguments = (dy, x, *buffers["textbook"], weight, training, eps)
+        arguments = (dy, x, *buffers["textbook"], weight, batch_statistics, eps)
         assert_same_outcome(
-            outcome(lambda: F.batch_norm_backward(*arguments, **saved)),  # noqa: B023
-            outcome(lambda: norm_twins.batch_norm_backward_(*arguments, **saved)),  # noqa: B023
-        )
-
-
-@given(
-    data=st.data(),
-    shape=shape_classes,
-    dtype=float_dtypes,
-    special=st.booleans(),
-    seed=st.integers(0, 2**31),
-)
-def test_instance_norm_twins(data, shape, dtype, special, seed):
-    rng = np.random.default_rng(seed)
-    param_dtype = data.draw(st.sampled_from([dtype, dtype, np.float64]), label="param dtype")
-    c = shape[1] if len(shape) > 1 else 3
-    use_input_stats = data.draw(st.booleans(), label="use_input_stats")
-    running = data.draw(st.booleans(), label="running statistics")
-    with_weight, with_bias = data.draw(st.booleans(), "weight"), data.draw(st.booleans(), "bias")
-    weight = values(rng, (c,), param_dtype, special) if with_weight else None
-    bias = values(rng, (c,), param_dtype, special) if with_bias else None
-    momentum = data.draw(st.sampled_from([0.1, 0.0, 1.0]), label="momentum")
-    eps = data.draw(st.sampled_from([1e-5, 0.0, -1.0]), label="eps")
-    x, dy = values(rng, shape, dtype, special), values(rng, shape, dtype, special)
-    mean = values(rng, (c,), param_dtype, special)
-    var = np.abs(values(rng, (c,), param_dtype, special))
-    buffers: dict[str, list[np.ndarray]] = {}
-
-    def forward(kernel: Any, side: str) -> Any:
-        buffers[side] = [mean.copy(), var.copy()] if running else [None, None]  # type: ignore[list-item]
-        return kernel(x, *buffers[side], weight, bias, use_input_stats, momentum, eps)
-
-    textbook = outcome(lambda: forward(F.instance_norm_with_statistics, "textbook"))
-    twin = outcome(lambda: forward(norm_twins.instance_norm_with_statistics_, "twin"))
-    assert_same_outcome(textbook, twin)
-    for ours, theirs in zip(buffers["twin"], buffers["textbook"], strict=True):
-        assert (ours is None and theirs is None) or same_bytes(ours, theirs), "running statistics"
-    if textbook[0] == "error":
-        return
-    _, save_mean, save_invstd = textbook[1]
-    for saved in ({}, {"save_mean": save_mean, "save_invstd": save_invstd}):
-        arguments = (dy, x, *buffers["textbook"], weight, use_input_stats, eps)
-        assert_same_outcome(
-            outcome(lambda: F.instance_norm_backward(*arguments, **saved)),  # noqa: B023
-            outcome(lambda: norm_twins.instance_norm_backward_(*arguments, **saved)),  # noqa: B023
+            outcome(lambda: backward_(*arguments, **saved)),  # noqa: B023
+            outcome(lambda: backward_twin(*arguments, **saved)),  # noqa: B023
         )
 
 
